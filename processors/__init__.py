@@ -1,0 +1,1 @@
+"""Coffea processors (installed as ``symnplm.processors``)."""

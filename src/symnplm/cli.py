@@ -1,0 +1,49 @@
+"""The ``symnplm`` command line.
+
+Each sub-command lives next to the code it drives and registers itself through an
+``add_parser(subparsers)`` function that returns the parser and sets
+``func=callable(args) -> int`` as its default. Add a line to ``SUBCOMMANDS`` to
+register a new one; modules are imported only when the CLI starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from symnplm import __version__
+
+#: name -> "module:function" providing ``add_parser(subparsers)``.
+SUBCOMMANDS: dict[str, str] = {
+    "test": "symnplm.inference.cli:add_parser",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level argument parser with every registered sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="symnplm",
+        description="Symmetrized NPLM two-sample tests for LHC data (arXiv:2401.09530).",
+    )
+    parser.add_argument("--version", action="version", version=f"symnplm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for target in SUBCOMMANDS.values():
+        module, func = target.split(":")
+        getattr(importlib.import_module(module), func)(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``symnplm`` script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""Samples: the bridge between processor output and the statistical engine.
+
+A :class:`Sample` is a set of events, each a point ``x`` in a d-dimensional
+feature space with a weight ``w``, plus the provenance of where the events came
+from. The engine sees only ``features`` (N x d) and ``weights`` (N); "sums of
+weights replace counts" everywhere (``Ñ_A = Σ_{x∈A} w``).
+
+Samples are stored as parquet: one column per feature, a ``weight`` column, and
+the provenance as JSON in the file's key-value metadata, so that any parquet
+reader can open them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from symnplm.fileio import atomic_path
+
+WEIGHT_COLUMN = "weight"
+_META_KEY = b"symnplm.provenance"
+
+
+def _as_features(features: Any, name: str) -> np.ndarray:
+    x = np.asarray(features, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise ValueError(f"sample {name!r}: features must have shape (N,) or (N, d), got {x.shape}")
+    return x
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Weighted events in a d-dimensional feature space.
+
+    Parameters
+    ----------
+    features
+        Array of shape ``(N, d)`` (or ``(N,)`` for d = 1), finite values.
+    weights
+        Per-event weights, shape ``(N,)``; ``None`` means unit weights. Negative
+        weights (NLO generators) are allowed, a non-positive total is not.
+    names
+        Feature names (``d`` of them); default ``x0, x1, ...``.
+    provenance
+        Free-form description of the origin (dataset, category, variation, seed...).
+    name
+        Short label used in error messages and results.
+    """
+
+    features: np.ndarray
+    weights: np.ndarray
+    names: tuple[str, ...]
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    name: str = "sample"
+
+    def __init__(
+        self,
+        features: Any,
+        weights: Any | None = None,
+        names: Sequence[str] | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        name: str = "sample",
+    ) -> None:
+        x = _as_features(features, name)
+        n, d = x.shape
+        if n == 0:
+            raise ValueError(f"sample {name!r} is empty (0 events)")
+        if not np.all(np.isfinite(x)):
+            bad = np.argwhere(~np.isfinite(x))[0]
+            col = names[bad[1]] if names is not None and len(names) == d else f"x{bad[1]}"
+            raise ValueError(
+                f"sample {name!r}: feature {col!r} has a non-finite value "
+                f"({x[bad[0], bad[1]]}) at event {bad[0]}"
+            )
+        if weights is None:
+            w = np.ones(n, dtype=np.float64)
+        else:
+            w = np.asarray(weights, dtype=np.float64)
+            if w.shape != (n,):
+                raise ValueError(
+                    f"sample {name!r}: weights have shape {w.shape}, expected ({n},) "
+                    "to match the features"
+                )
+            if not np.all(np.isfinite(w)):
+                i = int(np.argwhere(~np.isfinite(w))[0, 0])
+                raise ValueError(f"sample {name!r}: weight of event {i} is {w[i]}")
+        if not w.sum() > 0:
+            raise ValueError(f"sample {name!r}: total weight is {w.sum()}, must be positive")
+        if names is None:
+            names = tuple(f"x{i}" for i in range(d))
+        names = tuple(str(s) for s in names)
+        if len(names) != d:
+            raise ValueError(f"sample {name!r}: {len(names)} feature names for {d} features")
+        if WEIGHT_COLUMN in names:
+            raise ValueError(f"sample {name!r}: {WEIGHT_COLUMN!r} is reserved, not a feature name")
+        x.setflags(write=False)
+        w.setflags(write=False)
+        object.__setattr__(self, "features", x)
+        object.__setattr__(self, "weights", w)
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "provenance", dict(provenance or {}))
+        object.__setattr__(self, "name", name)
+
+    # -- basic properties -------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.features.shape[0]
+
+    @property
+    def dim(self) -> int:
+        """Number of features d."""
+        return self.features.shape[1]
+
+    @property
+    def sum_weights(self) -> float:
+        """Ñ = Σ w, the weighted event count."""
+        return float(self.weights.sum())
+
+    @property
+    def is_weighted(self) -> bool:
+        """Whether any weight differs from one."""
+        return bool(np.any(self.weights != 1.0))
+
+    def column(self, name: str) -> np.ndarray:
+        """One feature column by name."""
+        try:
+            return self.features[:, self.names.index(name)]
+        except ValueError:
+            raise KeyError(f"sample {self.name!r} has no feature {name!r}; has {self.names}") from None
+
+    # -- derived samples --------------------------------------------------------------
+    def select(self, features: Sequence[str]) -> Sample:
+        """A sample with only the named features (in that order)."""
+        cols = [self.column(f) for f in features]
+        return Sample(np.stack(cols, axis=1), self.weights, features, self.provenance, self.name)
+
+    def take(self, index: np.ndarray, name: str | None = None) -> Sample:
+        """Events ``index`` (an integer or boolean index array)."""
+        return Sample(
+            self.features[index], self.weights[index], self.names, self.provenance, name or self.name
+        )
+
+    def scaled(self, factor: float, name: str | None = None) -> Sample:
+        """All weights multiplied by ``factor``."""
+        return Sample(self.features, self.weights * factor, self.names, self.provenance, name or self.name)
+
+    @staticmethod
+    def concatenate(samples: Sequence[Sample], name: str = "sample") -> Sample:
+        """Union of samples with the same features."""
+        if not samples:
+            raise ValueError("concatenate needs at least one sample")
+        names = samples[0].names
+        for s in samples[1:]:
+            if s.names != names:
+                raise ValueError(
+                    f"cannot concatenate {s.name!r} with features {s.names} to {names}"
+                )
+        return Sample(
+            np.concatenate([s.features for s in samples]),
+            np.concatenate([s.weights for s in samples]),
+            names,
+            {"concatenated": [s.provenance for s in samples]},
+            name,
+        )
+
+    def bootstrap(self, rng: np.random.Generator, size: int | None = None, name: str | None = None) -> Sample:
+        """Resample with replacement (``size`` events, default N) — Efron's bootstrap."""
+        size = len(self) if size is None else int(size)
+        idx = rng.integers(0, len(self), size=size)
+        return self.take(idx, name)
+
+    # -- parquet I/O --------------------------------------------------------------------
+    def to_parquet(self, path: str | os.PathLike[str]) -> Path:
+        """Write features, weights and provenance to ``path`` (atomically)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        cols = {n: self.features[:, i] for i, n in enumerate(self.names)}
+        cols[WEIGHT_COLUMN] = self.weights
+        table = pa.table(cols)
+        meta = {"name": self.name, "provenance": self.provenance}
+        table = table.replace_schema_metadata({_META_KEY: json.dumps(meta, default=str).encode()})
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
+        return path
+
+    @classmethod
+    def from_parquet(
+        cls,
+        path: str | os.PathLike[str],
+        features: Sequence[str] | None = None,
+        name: str | None = None,
+    ) -> Sample:
+        """Read a sample; ``features`` selects columns (default: all but ``weight``)."""
+        import pyarrow.parquet as pq
+
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such sample file")
+        try:
+            table = pq.read_table(path)
+        except Exception as err:  # pyarrow raises several types for corrupt files
+            raise ValueError(f"{path}: not a readable parquet file ({err})") from None
+        available = [c for c in table.column_names if c != WEIGHT_COLUMN]
+        wanted = list(features) if features is not None else available
+        missing = [f for f in wanted if f not in table.column_names]
+        if missing:
+            raise KeyError(f"{path}: no column(s) {missing}; columns are {table.column_names}")
+        meta_raw = (table.schema.metadata or {}).get(_META_KEY)
+        meta = json.loads(meta_raw) if meta_raw else {}
+        x = np.stack([table.column(f).to_numpy().astype(np.float64) for f in wanted], axis=1)
+        w = (
+            table.column(WEIGHT_COLUMN).to_numpy().astype(np.float64)
+            if WEIGHT_COLUMN in table.column_names
+            else None
+        )
+        prov = dict(meta.get("provenance", {}))
+        prov.setdefault("file", str(path))
+        return cls(x, w, wanted, prov, name or meta.get("name", path.stem))
+
+
+def as_sample(obj: Any, name: str = "sample") -> Sample:
+    """Coerce an array (N,) / (N, d) or a :class:`Sample` to a :class:`Sample`."""
+    if isinstance(obj, Sample):
+        return obj
+    return Sample(obj, name=name)
