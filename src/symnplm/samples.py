@@ -232,3 +232,102 @@ def as_sample(obj: Any, name: str = "sample") -> Sample:
     if isinstance(obj, Sample):
         return obj
     return Sample(obj, name=name)
+
+
+# -- processor output: one parquet file per dataset × category × variation ------------------
+#
+#   OUTDIR/manifest.json                                   written last: the run is complete
+#   OUTDIR/columns/<dataset>/<category>/<variation>.parquet  a Sample (features + weight)
+#   OUTDIR/hists.pkl, OUTDIR/cutflow.json                  hist objects and the cutflow
+#
+# The manifest lists every (dataset, category, variation) with its file and event
+# count; a sample with no selected event has no parquet file, only its manifest entry.
+
+#: Name of the file that marks a complete processor output directory.
+MANIFEST_NAME = "manifest.json"
+#: Sub-directory of the processor output holding the parquet samples.
+COLUMNS_DIR = "columns"
+
+
+class EmptySelectionError(ValueError):
+    """A requested dataset / category / variation has no selected event."""
+
+
+def sample_path(
+    outdir: str | os.PathLike[str], dataset: str, category: str, variation: str
+) -> Path:
+    """Where the processor writes the sample ``dataset`` / ``category`` / ``variation``."""
+    return Path(outdir) / COLUMNS_DIR / dataset / category / f"{variation}.parquet"
+
+
+def read_manifest(outdir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The manifest of a processor output directory; an error if the run did not complete."""
+    from symnplm.fileio import read_json
+
+    path = Path(outdir) / MANIFEST_NAME
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{outdir}: no {MANIFEST_NAME}, so not a complete processor output "
+            "(wrong directory, or the run was interrupted)"
+        )
+    return read_json(path)
+
+
+def load_sample(
+    outdir: str | os.PathLike[str],
+    dataset: str,
+    category: str,
+    variation: str = "nominal",
+    features: Sequence[str] | None = None,
+) -> Sample:
+    """Read one sample written by the processor (``symnplm process``).
+
+    Parameters
+    ----------
+    outdir
+        The processor output directory (it holds ``manifest.json``).
+    dataset, category, variation
+        E.g. ``"data"``, ``"emu"``, ``"muon_scale_up1"``.
+    features
+        Columns to use as features, in order (e.g. ``["m_coll"]`` or the five
+        two-body features); default all columns.
+
+    Raises
+    ------
+    KeyError
+        The combination was not produced (the message lists what exists).
+    EmptySelectionError
+        No event passed the selection into this category (the message shows the cutflow).
+    ValueError
+        The events could not form a Sample (e.g. a negative total weight of simulation with
+        negative generator weights); the message says why.
+    """
+    manifest = read_manifest(outdir)
+    entries = {(s["dataset"], s["category"], s["variation"]): s for s in manifest["samples"]}
+    entry = entries.get((dataset, category, variation))
+    if entry is None:
+        have = {
+            "datasets": sorted({k[0] for k in entries}),
+            "categories": sorted({k[1] for k in entries}),
+            "variations": sorted({k[2] for k in entries}),
+        }
+        raise KeyError(
+            f"{outdir}: no sample dataset={dataset!r} category={category!r} "
+            f"variation={variation!r}; the output has {have}"
+        )
+    name = f"{dataset}/{category}/{variation}"
+    if entry["n_events"] == 0:
+        cutflow = manifest.get("cutflow", {}).get(dataset)
+        raise EmptySelectionError(
+            f"{outdir}: no event of {name} passed the selection "
+            f"(cutflow of {dataset!r}: {cutflow}; input files: {entry.get('files')})"
+        )
+    if entry.get("path") is None:
+        raise ValueError(f"{outdir}: {name} was not written: {entry.get('error')}")
+    sample = Sample.from_parquet(Path(outdir) / entry["path"], features, name=name)
+    if len(sample) != entry["n_events"]:
+        raise ValueError(
+            f"{outdir}: {entry['path']} has {len(sample)} events, the manifest says "
+            f"{entry['n_events']}: the directory mixes outputs of different runs"
+        )
+    return sample

@@ -1,0 +1,190 @@
+"""``symnplm process FILESET -o OUTDIR``: run the e-mu processor and write columns + hists."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from symnplm.physics.selection import ELECTRON_CUTS, LeptonCuts
+
+
+def _crack(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected LOW,HIGH (e.g. 1.37,1.52), got {text!r}"
+        ) from None
+    return low, high
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``process``."""
+    p = subparsers.add_parser(
+        "process",
+        help="select e-mu / mu-e events from NanoAOD with coffea; write parquet columns and hists",
+        description=(
+            "Run the e-mu processor over a coffea fileset JSON: exactly one electron and one "
+            "muon (pT >= 15 GeV, |eta| <= 2.3, isolation, ID), categories emu / mue and the "
+            "charge split, m_coll and the two-body features, momentum-scale and normalisation "
+            "variations, optional efficiency-ratio weights. Writes OUTDIR/columns/<dataset>/"
+            "<category>/<variation>.parquet, hists.pkl, cutflow.json and manifest.json."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("fileset", metavar="FILESET", help="coffea fileset JSON")
+    p.add_argument("-o", "--outdir", required=True, help="output directory")
+    run = p.add_argument_group("execution")
+    run.add_argument("--executor", choices=("iterative", "futures", "dask"), default="iterative")
+    run.add_argument("--workers", type=int, default=1, help="processes (futures, local dask)")
+    run.add_argument(
+        "--scheduler", help="address of a running dask scheduler (with --executor dask)"
+    )
+    run.add_argument("--chunksize", type=int, default=100_000, help="events per chunk")
+    run.add_argument("--maxchunks", type=int, help="at most this many chunks per dataset")
+    run.add_argument(
+        "--skip-bad-files",
+        action="store_true",
+        help="leave out missing / unreadable / incomplete files and report them",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    phys = p.add_argument_group("selection and variations")
+    phys.add_argument(
+        "--charge",
+        choices=("opposite", "same"),
+        default="opposite",
+        help="same-sign pairs form a control region",
+    )
+    phys.add_argument("--collinear-form", choices=("atlas", "cms"), default="atlas")
+    phys.add_argument(
+        "--electron-crack",
+        type=_crack,
+        metavar="LOW,HIGH",
+        help="veto electrons with LOW < |eta| < HIGH (e.g. 1.37,1.52)",
+    )
+    phys.add_argument(
+        "--scale-nu",
+        type=float,
+        nargs="*",
+        default=[-2.0, -1.0, 1.0, 2.0],
+        metavar="NU",
+        help="momentum-scale variations, in sigma",
+    )
+    phys.add_argument(
+        "--norm-nu",
+        type=float,
+        nargs="*",
+        default=[-2.0, -1.0, 1.0, 2.0],
+        metavar="NU",
+        help="normalisation variations, in sigma (sigma_N = 2.5%%)",
+    )
+    phys.add_argument(
+        "--luminosity",
+        type=float,
+        default=20_000.0,
+        help="integrated luminosity in pb^-1 (fileset xsec in pb)",
+    )
+    eff = p.add_argument_group("efficiency-ratio weights")
+    eff.add_argument(
+        "--efficiency-map",
+        metavar="JSON",
+        help="correctionlib file with eps_mu/eps_e(pt, abseta); weights w = R(electron)",
+    )
+    eff.add_argument("--efficiency-name", help="correction name inside --efficiency-map")
+    eff.add_argument(
+        "--measure-efficiency-map",
+        metavar="JSON",
+        help="after processing, measure eps_mu/eps_e = N_mu/N_e from the nominal "
+        "emu+mue samples and write it here",
+    )
+    eff.add_argument(
+        "--efficiency-datasets",
+        nargs="+",
+        metavar="DATASET",
+        help="datasets used by --measure-efficiency-map (None: all datasets)",
+    )
+    p.set_defaults(func=run_command)
+    return p
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run ``symnplm process``; returns the exit code."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from symnplm.physics.efficiency import EfficiencyRatio
+    from symnplm.processors.efficiency_map import measure_from_output
+    from symnplm.processors.emu import EMuProcessor
+    from symnplm.processors.inputs import InputError
+    from symnplm.processors.runner import process_fileset
+
+    console = Console(stderr=True, soft_wrap=True)  # messages with paths stay whole
+    try:
+        electron: LeptonCuts = ELECTRON_CUTS
+        if args.electron_crack is not None:
+            electron = dataclasses.replace(ELECTRON_CUTS, crack=args.electron_crack)
+        efficiency = (
+            EfficiencyRatio.read(args.efficiency_map, args.efficiency_name)
+            if args.efficiency_map
+            else None
+        )
+        proc = EMuProcessor(
+            electron=electron,
+            charge=args.charge,
+            scale_nus=args.scale_nu,
+            norm_nus=args.norm_nu,
+            collinear_form=args.collinear_form,
+            efficiency=efficiency,
+            luminosity=args.luminosity,
+        )
+        report = process_fileset(
+            args.fileset,
+            args.outdir,
+            proc,
+            executor=args.executor,
+            workers=args.workers,
+            chunksize=args.chunksize,
+            maxchunks=args.maxchunks,
+            skip_bad_files=args.skip_bad_files,
+            scheduler=args.scheduler,
+            status=not args.quiet,
+        )
+    except (InputError, FileNotFoundError, KeyError, ValueError) as err:
+        console.print(f"[red]error:[/red] {escape(str(err))}")
+        return 2
+
+    table = Table(title=f"selected events (nominal) — {report.outdir}")
+    table.add_column("dataset")
+    for category in proc.categories:
+        table.add_column(category, justify="right")
+    counts = report.counts()
+    sums = {
+        (s["dataset"], s["category"]): s["sum_weights"]
+        for s in report.samples
+        if s["variation"] == "nominal"
+    }
+    for dataset in sorted({d for d, _ in counts}):
+        table.add_row(
+            dataset,
+            *(f"{counts[dataset, c]} ({sums[dataset, c]:.4g})" for c in proc.categories),
+        )
+    Console().print(table)
+    console.print(f"processing took {report.wall_s:.1f} s with the {args.executor} executor")
+    for bad in report.skipped:
+        console.print(f"[yellow]skipped:[/yellow] {escape(str(bad))}")
+    for note in report.notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")
+
+    if args.measure_efficiency_map:
+        try:
+            ratio = measure_from_output(args.outdir, args.efficiency_datasets)
+        except (KeyError, ValueError) as err:
+            console.print(
+                f"[red]error:[/red] cannot measure the efficiency map: {escape(str(err))}"
+            )
+            return 2
+        ratio.write(Path(args.measure_efficiency_map))
+        console.print(f"efficiency-ratio map written to {args.measure_efficiency_map}")
+    return 0

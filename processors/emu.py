@@ -1,0 +1,406 @@
+"""The e-mu processor: selection, features, variations and weights on NanoAOD.
+
+For every chunk of events, and for the nominal sample and each momentum-scale
+variation (all leptons of one flavour shifted, selected or not, since MET is built
+from all of them; MET updated; selection re-applied):
+
+1. select events with exactly one electron and one muon (``symnplm.physics.selection``);
+2. compute the per-event columns — m_coll, the five two-body features by role,
+   m_ll, MET, n_jets, the flavour-resolved lepton kinematics;
+3. weight them: genWeight × σ × L / Σw for simulation (1 for data), times the
+   efficiency-ratio weight R^ε(electron) when a map is given, times exp(ν σ_N) for
+   the normalisation variations;
+4. fill the histograms per category and keep the columns.
+
+The output is a plain dict (coffea accumulates it across chunks)::
+
+    {"hists":   {name: hist.Hist},                        # axes dataset, category, variation, ...
+     "cutflow": {dataset: {step: events}},
+     "columns": {(dataset, variation): {chunk: {column: array}}},   # nominal + scale variations
+     "missing": {dataset: {optional branch not in the input}},
+     "weighting": {dataset: {how the event weights were made}}}
+
+:meth:`EMuProcessor.postprocess` joins the chunks in a fixed order (file, first
+entry), so every executor gives the same arrays; :meth:`EMuProcessor.tables`
+splits them into the (dataset, category, variation) samples, adding the
+normalisation variations (the nominal events with scaled weights).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+from coffea import processor
+from coffea.nanoevents import NanoAODSchema
+
+from symnplm.physics.efficiency import EfficiencyRatio
+from symnplm.physics.kinematics import EMU_COLUMNS, CollinearForm, emu_features
+from symnplm.physics.selection import (
+    ELECTRON_CUTS,
+    JET_CUTS,
+    MUON_CUTS,
+    ChargeMode,
+    JetCuts,
+    LeptonCuts,
+    category_names,
+    count_jets,
+    emu_categories,
+    select_emu,
+)
+from symnplm.physics.variations import (
+    ELECTRON_SCALE,
+    MUON_SCALE,
+    NOMINAL,
+    NORMALISATION,
+    MomentumScale,
+    Normalisation,
+    propagate_to_met,
+    scale_momenta,
+    variation_name,
+)
+from symnplm.processors.histograms import book_histograms, fill_histograms
+from symnplm.processors.inputs import READ_ERRORS, DamagedFileError, InputError
+
+WEIGHT = "weight"
+_KINEMATICS = ("pt", "eta", "phi", "mass", "charge")
+_EVENT_IDS = ("run", "luminosityBlock", "event")
+_JET_FIELDS = ("pt", "eta", "phi", "mass")  # coffea's jet four-vectors need the mass
+
+
+class EMuNanoAODSchema(NanoAODSchema):
+    """NanoAOD schema for reading the declared subset of branches (:meth:`EMuProcessor.branches`).
+
+    Cross-references into collections that the processor does not read (photons,
+    generator matching, …) are absent by construction when only those branches are
+    read, so the schema's warning about each of them is switched off.
+    """
+
+    warn_missing_crossrefs = False
+
+
+def _finite_nus(nus: Sequence[float], what: str) -> tuple[float, ...]:
+    out = tuple(float(nu) for nu in nus)
+    if not all(math.isfinite(nu) for nu in out) or len(set(out)) != len(out):
+        raise ValueError(f"{what} must be distinct finite numbers, got {list(nus)}")
+    return out
+
+
+class EMuProcessor(processor.ProcessorABC):
+    """e-mu / mu-e selection with features, nuisance variations and efficiency weights.
+
+    Parameters
+    ----------
+    electron, muon
+        Lepton cuts; defaults pT ≥ 15 GeV, |η| ≤ 2.3, isolation < 0.15 (e) / 0.25 (μ),
+        ``cutBased ≥ 3`` (e) / ``tightId`` (μ). An ID cut whose branch the input lacks
+        is not applied, and that is recorded in the output (``missing``).
+    jets
+        Jets counted in ``n_jets`` (pT > 30 GeV, |η| < 4.7, ΔR > 0.4 from the leptons).
+        Inputs without jets get ``n_jets = -1``.
+    charge
+        ``"opposite"`` (signal region) or ``"same"`` (control region).
+    scales
+        Momentum-scale nuisances (default: electron-like 0.3 %/0.9 % for electrons,
+        muon-like 0.05 %/0.15 % for muons).
+    scale_nus
+        Values ν (units of σ) of the momentum-scale variations; empty for none.
+    normalisation
+        Normalisation nuisance (σ_N = 2.5 %), or ``None``.
+    norm_nus
+        Values ν of the normalisation variations.
+    collinear_form
+        ``"atlas"`` (default) or ``"cms"``, see :mod:`symnplm.physics.kinematics`.
+    efficiency
+        Efficiency-ratio map (:class:`~symnplm.physics.efficiency.EfficiencyRatio` or the
+        path of a correctionlib JSON file with one correction); each event is weighted
+        by R^ε at its electron. ``None`` for no efficiency weights.
+    luminosity
+        Integrated luminosity in pb⁻¹ for normalising simulation (``xsec`` in pb).
+    """
+
+    def __init__(
+        self,
+        *,
+        electron: LeptonCuts = ELECTRON_CUTS,
+        muon: LeptonCuts = MUON_CUTS,
+        jets: JetCuts = JET_CUTS,
+        charge: ChargeMode = "opposite",
+        scales: Sequence[MomentumScale] = (ELECTRON_SCALE, MUON_SCALE),
+        scale_nus: Sequence[float] = (-2.0, -1.0, 1.0, 2.0),
+        normalisation: Normalisation | None = NORMALISATION,
+        norm_nus: Sequence[float] = (-2.0, -1.0, 1.0, 2.0),
+        collinear_form: CollinearForm = "atlas",
+        efficiency: EfficiencyRatio | str | Path | None = None,
+        luminosity: float = 20_000.0,
+    ) -> None:
+        self.electron = electron
+        self.muon = muon
+        self.jets = jets
+        self.categories = category_names(charge)  # validates charge
+        self.charge = charge
+        if collinear_form not in ("atlas", "cms"):
+            raise ValueError(f"collinear_form must be 'atlas' or 'cms', got {collinear_form!r}")
+        self.collinear_form = collinear_form
+        sources = [s.source for s in scales]
+        if len(set(sources)) != len(sources):
+            raise ValueError(f"one momentum scale per flavour, got {sources}")
+        self.scales = tuple(scales)
+        self.scale_nus = _finite_nus(scale_nus, "scale_nus")
+        self.normalisation = normalisation
+        self.norm_nus = _finite_nus(norm_nus, "norm_nus") if normalisation is not None else ()
+        if isinstance(efficiency, (str, Path)):
+            efficiency = EfficiencyRatio.read(efficiency)
+        self.efficiency = efficiency
+        if not (math.isfinite(luminosity) and luminosity > 0):
+            raise ValueError(f"luminosity must be positive (pb^-1), got {luminosity}")
+        self.luminosity = float(luminosity)
+
+    # -- description --------------------------------------------------------------------
+    @property
+    def scale_variations(self) -> list[tuple[str, MomentumScale, float]]:
+        """(name, scale, ν) of every momentum-scale variation."""
+        return [(variation_name(s.source, nu), s, nu) for s in self.scales for nu in self.scale_nus]
+
+    @property
+    def norm_variations(self) -> list[tuple[str, float]]:
+        """(name, weight factor) of every normalisation variation."""
+        if self.normalisation is None:
+            return []
+        n = self.normalisation
+        return [(variation_name(n.source, nu), n.factor(nu)) for nu in self.norm_nus]
+
+    @property
+    def variations(self) -> list[str]:
+        """All variation names, ``nominal`` first."""
+        return (
+            [NOMINAL] + [v[0] for v in self.scale_variations] + [v[0] for v in self.norm_variations]
+        )
+
+    def required_branches(self, mc: bool) -> list[str]:
+        """Branches without which the processor cannot run (``genWeight`` for simulation)."""
+        out = [*_EVENT_IDS, "MET_pt", "MET_phi"]
+        for collection, cuts in (("Electron", self.electron), ("Muon", self.muon)):
+            out += [f"n{collection}"] + [
+                f"{collection}_{f}" for f in (*_KINEMATICS, cuts.iso_field)
+            ]
+        return out + (["genWeight"] if mc else [])
+
+    def branches(self) -> list[str]:
+        """Every branch the processor may read (``filter_name``: limits the I/O and the schema)."""
+        optional = [f"Electron_{self.electron.id_field}"] if self.electron.id_field else []
+        optional += [f"Muon_{self.muon.id_field}"] if self.muon.id_field else []
+        optional += ["nJet", *(f"Jet_{f}" for f in _JET_FIELDS), "genWeight"]
+        return list(dict.fromkeys(self.required_branches(mc=False) + optional))
+
+    def config(self) -> dict[str, Any]:
+        """The configuration, JSON-serialisable, for provenance."""
+        return {
+            "electron": asdict(self.electron),
+            "muon": asdict(self.muon),
+            "jets": asdict(self.jets),
+            "charge": self.charge,
+            "categories": list(self.categories),
+            "scales": [asdict(s) for s in self.scales],
+            "scale_nus": list(self.scale_nus),
+            "normalisation": asdict(self.normalisation) if self.normalisation else None,
+            "norm_nus": list(self.norm_nus),
+            "collinear_form": self.collinear_form,
+            "efficiency": None
+            if self.efficiency is None
+            else {"source": self.efficiency.source, "name": self.efficiency.name},
+            "luminosity_pb": self.luminosity,
+            "variations": self.variations,
+        }
+
+    # -- per-chunk processing -------------------------------------------------------------
+    def _check(self, events: ak.Array, metadata: Mapping[str, Any], mc: bool) -> None:
+        """Fail with the file and branch name if a required branch is absent."""
+        fields = set(events.fields)
+        for branch in self.required_branches(mc):
+            collection, _, field = branch.partition("_")
+            if branch.startswith("n") and branch[1:] in fields:
+                continue  # counts branches become the collections' offsets
+            present = (
+                (collection in fields and field in events[collection].fields)
+                if field
+                else (branch in fields)
+            )
+            if not present:
+                why = " (simulation: metadata gives 'xsec')" if branch == "genWeight" else ""
+                raise InputError(
+                    f"{metadata.get('filename', '<events>')}: branch {branch!r} not found in tree "
+                    f"{metadata.get('treename', 'Events')!r}{why}; the e-mu processor needs "
+                    f"{self.required_branches(mc)}"
+                )
+
+    def _leptons(
+        self, events: ak.Array, collection: str, cuts: LeptonCuts, missing: set[str]
+    ) -> tuple[ak.Array, LeptonCuts]:
+        """Plain records with the kinematics and the cut fields; ID cut dropped if absent."""
+        source = events[collection]
+        if cuts.id_field is not None and cuts.id_field not in source.fields:
+            missing.add(f"{collection}_{cuts.id_field}")
+            cuts = replace(cuts, id_field=None)
+        # kinematics in float64: NanoAOD stores float32, the features are computed in double
+        fields = {f: ak.values_astype(source[f], np.float64) for f in ("pt", "eta", "phi", "mass")}
+        fields |= {f: source[f] for f in ("charge", *cuts.fields)}
+        return ak.zip(fields), cuts
+
+    @staticmethod
+    def _has_jets(events: ak.Array) -> bool:
+        # without all four fields coffea cannot even build the Jet collection
+        if "Jet" not in events.fields:
+            return False
+        try:
+            return set(_JET_FIELDS) <= set(events.Jet.fields)
+        except (AttributeError, ValueError):
+            return False
+
+    def _event_weights(
+        self, events: ak.Array, metadata: Mapping[str, Any], mc: bool
+    ) -> tuple[np.ndarray, str]:
+        """Per-event weights and how they were made (recorded in the output)."""
+        if not mc:
+            return np.ones(len(events)), "1 (data)"
+        weights = ak.to_numpy(events.genWeight).astype(np.float64)
+        if "xsec" not in metadata:
+            return weights, "genWeight (no xsec in the metadata: not normalised)"
+        if "sumw" not in metadata:
+            raise InputError(
+                f"dataset {metadata['dataset']!r}: metadata has 'xsec' but no 'sumw'; add it, "
+                "or run through symnplm.processors.runner.process_fileset, which sums "
+                "Runs/genEventSumw"
+            )
+        norm = float(metadata["xsec"]) * self.luminosity / float(metadata["sumw"])
+        return weights * norm, "genWeight * xsec * luminosity / sumw"
+
+    def _variants(
+        self, electrons: ak.Array, muons: ak.Array, met_pt: np.ndarray, met_phi: np.ndarray
+    ) -> Iterator[tuple[str, ak.Array, ak.Array, np.ndarray, np.ndarray]]:
+        """The nominal leptons and MET, then each momentum-scale variation of them."""
+        yield NOMINAL, electrons, muons, met_pt, met_phi
+        for name, scale, nu in self.scale_variations:
+            before = electrons if scale.flavour == "electron" else muons
+            after = scale_momenta(before, scale, nu)
+            pt, phi = propagate_to_met(met_pt, met_phi, before, after)
+            if scale.flavour == "electron":
+                yield name, after, muons, pt, phi
+            else:
+                yield name, electrons, after, pt, phi
+
+    def process(self, events: ak.Array) -> dict[str, Any]:
+        """Select, compute columns and fill histograms for one chunk (see the module docstring)."""
+        metadata = events.metadata
+        try:
+            return self._process(events, metadata)
+        except READ_ERRORS as err:  # data are read lazily, here: say which file failed
+            if isinstance(err, DamagedFileError):
+                raise
+            start = metadata.get("entrystart", 0)
+            stop = metadata.get("entrystop", start + len(events))
+            raise DamagedFileError(
+                f"{metadata.get('filename', '<events>')} (entries {start}-{stop}): "
+                f"cannot read the data ({type(err).__name__}: {err})"
+            ) from err
+
+    def _process(self, events: ak.Array, metadata: Mapping[str, Any]) -> dict[str, Any]:
+        dataset = metadata["dataset"]
+        if "is_data" in metadata:
+            mc = not metadata["is_data"]
+        else:  # a cross section means simulation (genWeight then required); else look for it
+            mc = "xsec" in metadata or "genWeight" in events.fields
+        self._check(events, metadata, mc)
+
+        missing: set[str] = set()
+        electrons, electron_cuts = self._leptons(events, "Electron", self.electron, missing)
+        muons, muon_cuts = self._leptons(events, "Muon", self.muon, missing)
+        has_jets = self._has_jets(events)
+        if not has_jets:
+            missing.add("Jet_" + "/".join(_JET_FIELDS))
+        met_pt = ak.to_numpy(events.MET.pt).astype(np.float64)
+        met_phi = ak.to_numpy(events.MET.phi).astype(np.float64)
+        weights, weighting = self._event_weights(events, metadata, mc)
+
+        chunk = (str(metadata.get("filename", "")), int(metadata.get("entrystart", 0)))
+        out: dict[str, Any] = {
+            "hists": book_histograms(),
+            "cutflow": {dataset: {"all": len(events)}},
+            "columns": {},
+            "missing": {dataset: missing},
+            "weighting": {dataset: {weighting}},
+        }
+        for variation, e, mu, mpt, mphi in self._variants(electrons, muons, met_pt, met_phi):
+            sel = select_emu(e, mu, electron_cuts, muon_cuts, self.charge)
+            cols = emu_features(
+                sel.electron, sel.muon, mpt[sel.mask], mphi[sel.mask], self.collinear_form
+            )
+            cols["n_jets"] = (
+                count_jets(events.Jet[sel.mask], [sel.electron, sel.muon], self.jets)
+                if has_jets
+                else np.full(int(sel.mask.sum()), -1.0)
+            )
+            w = weights[sel.mask]
+            if self.efficiency is not None:
+                w = w * self.efficiency(cols["pt_e"], cols["eta_e"])
+            cols[WEIGHT] = w
+            out["columns"][(dataset, variation)] = {chunk: cols}
+
+            masks = emu_categories(
+                cols["pt_e"], cols["pt_mu"], cols["charge_e"], cols["charge_mu"], self.charge
+            )
+            norms = [(variation, 1.0)]
+            if variation == NOMINAL:
+                for step, mask in sel.steps.items():
+                    out["cutflow"][dataset][step] = int(mask.sum())
+                for category, mask in masks.items():
+                    out["cutflow"][dataset][category] = int(mask.sum())
+                norms += self.norm_variations
+            for category, mask in masks.items():
+                selected = {k: v[mask] for k, v in cols.items()}
+                for name, factor in norms:
+                    fill_histograms(
+                        out["hists"], dataset, category, name, selected, selected[WEIGHT] * factor
+                    )
+        return out
+
+    # -- after accumulation ----------------------------------------------------------------
+    def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
+        """Join each (dataset, variation)'s chunks in (file, first entry) order."""
+        joined = {}
+        for key, chunks in accumulator["columns"].items():
+            order = sorted(chunks)
+            joined[key] = {
+                c: np.concatenate([chunks[k][c] for k in order]) for c in (*EMU_COLUMNS, WEIGHT)
+            }
+        accumulator["columns"] = joined
+        return accumulator
+
+    def tables(
+        self, output: Mapping[str, Any]
+    ) -> Iterator[tuple[str, str, str, dict[str, np.ndarray]]]:
+        """(dataset, category, variation, columns incl. ``weight``) of every sample in ``output``.
+
+        ``output`` is the post-processed accumulator; the normalisation variations are
+        the nominal events with scaled weights.
+        """
+        for (dataset, variation), cols in output["columns"].items():
+            masks = emu_categories(
+                cols["pt_e"], cols["pt_mu"], cols["charge_e"], cols["charge_mu"], self.charge
+            )
+            for category in self.categories:
+                selected = {k: v[masks[category]] for k, v in cols.items()}
+                yield dataset, category, variation, selected
+                if variation == NOMINAL:
+                    for name, factor in self.norm_variations:
+                        yield (
+                            dataset,
+                            category,
+                            name,
+                            {**selected, WEIGHT: selected[WEIGHT] * factor},
+                        )

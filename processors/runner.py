@@ -1,0 +1,449 @@
+"""Run the e-mu processor over a fileset with a chosen executor and write its outputs.
+
+Output directory layout (``symnplm.samples`` reads it back)::
+
+    OUTDIR/columns/<dataset>/<category>/<variation>.parquet   one Sample each: the columns
+                                                              of EMU_COLUMNS as features,
+                                                              the event weight as ``weight``
+    OUTDIR/hists.pkl       dict of hist.Hist (pickle): m_coll, m_ll, dphi, met, n_jets,
+                           lepton_pt/eta/phi; axes dataset, category, variation, …
+    OUTDIR/cutflow.json    events after each selection step, per dataset
+    OUTDIR/manifest.json   written last, so its presence means the run completed:
+                           configuration, seed, package versions, executor and timing,
+                           the fileset, skipped files, and every sample with its path,
+                           number of events and sum of weights
+
+Every file is written atomically (``symnplm.fileio.atomic_path``). An existing
+manifest is removed before anything else is written, so an interrupted re-run never
+leaves a directory that looks complete; parquet files of an earlier run that the new
+run does not produce are removed before the new manifest is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from coffea import processor
+
+from symnplm.fileio import atomic_path, write_json
+from symnplm.physics.kinematics import EMU_COLUMNS
+from symnplm.processors.emu import WEIGHT, EMuNanoAODSchema, EMuProcessor
+from symnplm.processors.histograms import book_histograms
+from symnplm.processors.inputs import (
+    READ_ERRORS,
+    BadFile,
+    DamagedFileError,
+    InputError,
+    check_fileset,
+    is_mc,
+    load_fileset,
+    sum_generator_weights,
+)
+from symnplm.provenance import provenance
+from symnplm.samples import COLUMNS_DIR, MANIFEST_NAME, Sample, sample_path
+
+Executor = Literal["iterative", "futures", "dask"]
+EXECUTORS: tuple[str, ...] = ("iterative", "futures", "dask")
+
+
+@dataclass
+class ProcessingReport:
+    """What :func:`process_fileset` did.
+
+    Attributes
+    ----------
+    outdir
+        The output directory.
+    samples
+        Manifest entries: dataset, category, variation, path, n_events, sum_weights.
+    skipped
+        Files (or chunks of files) left out, with the reason.
+    notes
+        Things the user should know (unnormalised simulation, missing optional branches,
+        empty selections, normalisation after skipped files).
+    cutflow
+        Events after each selection step, per dataset.
+    wall_s
+        Wall time of the processing (executor) step in seconds.
+    """
+
+    outdir: Path
+    samples: list[dict[str, Any]]
+    skipped: list[BadFile] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    cutflow: dict[str, dict[str, int]] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    def counts(self, variation: str = "nominal") -> dict[tuple[str, str], int]:
+        """Selected events per (dataset, category) for one variation."""
+        return {
+            (s["dataset"], s["category"]): s["n_events"]
+            for s in self.samples
+            if s["variation"] == variation
+        }
+
+
+@contextlib.contextmanager
+def _executor(
+    kind: str, workers: int, client: Any, scheduler: str | None, status: bool, retries: int
+) -> Iterator[processor.executor.ExecutorBase]:
+    """A coffea executor; a dask client is made (and closed) here unless one is given."""
+    if kind == "iterative":
+        yield processor.IterativeExecutor(status=status, retries=retries)
+    elif kind == "futures":
+        yield processor.FuturesExecutor(workers=workers, status=status, retries=retries)
+    elif kind == "dask":
+        if client is not None:
+            yield processor.DaskExecutor(client=client, status=status, retries=retries)
+            return
+        from distributed import Client, LocalCluster
+
+        with contextlib.ExitStack() as stack:
+            if scheduler is not None:
+                own = stack.enter_context(Client(scheduler))
+            else:
+                cluster = stack.enter_context(
+                    LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None)
+                )
+                own = stack.enter_context(Client(cluster))
+            yield processor.DaskExecutor(client=own, status=status, retries=retries)
+    else:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {kind!r}")
+
+
+def _cause(err: BaseException, types: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The first exception of one of ``types`` in the chain of ``err``."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, types):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _empty_output(datasets: list[str]) -> dict[str, Any]:
+    return {
+        "hists": book_histograms(),
+        "cutflow": {d: {"all": 0} for d in datasets},
+        "columns": {},
+        "missing": {d: set() for d in datasets},
+        "weighting": {d: set() for d in datasets},
+    }
+
+
+def run_processor(
+    fileset: Mapping[str, Mapping[str, Any]],
+    proc: EMuProcessor,
+    *,
+    executor: Executor = "iterative",
+    workers: int = 1,
+    chunksize: int = 100_000,
+    maxchunks: int | None = None,
+    skip_bad_files: bool = False,
+    client: Any = None,
+    scheduler: str | None = None,
+    status: bool = False,
+    retries: int = 0,
+) -> tuple[dict[str, Any], list[BadFile]]:
+    """Run ``proc`` with a coffea ``Runner``; returns (post-processed output, skipped chunks).
+
+    ``fileset`` is in the form of :func:`~symnplm.processors.inputs.load_fileset`
+    (checked files; metadata complete). With ``skip_bad_files``, chunks failing with a
+    read error (:data:`READ_ERRORS`) are left out and returned as skipped.
+    """
+    if workers < 1 or chunksize < 1:
+        raise ValueError(f"workers and chunksize must be ≥ 1, got {workers} and {chunksize}")
+    coffea_fileset = {
+        d: {"files": dict(e["files"]), "metadata": dict(e["metadata"])}
+        for d, e in fileset.items()
+        if e["files"]
+    }
+    if not coffea_fileset:
+        return proc.postprocess(_empty_output(list(fileset))), []
+    with _executor(executor, workers, client, scheduler, status, retries) as exe:
+        runner = processor.Runner(
+            executor=exe,
+            chunksize=chunksize,
+            maxchunks=maxchunks,
+            schema=EMuNanoAODSchema,
+            skipbadfiles=READ_ERRORS if skip_bad_files else False,
+        )
+        chunks = list(runner.preprocess(coffea_fileset))
+        if not chunks:  # every file is empty
+            return proc.postprocess(_empty_output(list(fileset))), []
+        with warnings.catch_warnings():
+            # coffea warns "Skipping bad file" per skipped chunk; we report them below
+            warnings.filterwarnings("ignore", message="Skipping bad file")
+            try:
+                wrapped = runner.run(
+                    chunks, proc, iteritems_options={"filter_name": proc.branches()}
+                )
+            except Exception as err:
+                if skip_bad_files and "No chunks returned results" in str(err):
+                    raise InputError(
+                        f"every chunk of every file failed to read; files: "
+                        f"{sorted({c.filename for c in chunks})}"
+                    ) from err
+                # coffea wraps the processor's error: surface ours, which names the file
+                cause = _cause(err, (InputError, DamagedFileError))
+                if cause is not None:
+                    raise cause from err
+                raise
+    processed = wrapped.get("processed", set())
+    skipped = [
+        BadFile(c.dataset, c.filename, f"entries {c.entrystart}-{c.entrystop} failed to read")
+        for c in chunks
+        if c not in processed
+    ]
+    out = wrapped["out"]
+    for dataset in fileset:  # datasets whose files were all skipped or empty
+        out["cutflow"].setdefault(dataset, {"all": 0})
+        out["missing"].setdefault(dataset, set())
+        out["weighting"].setdefault(dataset, set())
+    return out, skipped
+
+
+def _complete_metadata(fileset: dict[str, dict[str, Any]]) -> None:
+    """Fill ``sumw`` from the Runs trees where simulation has ``xsec`` but no ``sumw``."""
+    for dataset, entry in fileset.items():
+        meta = entry["metadata"]
+        if is_mc(meta) and "xsec" in meta and "sumw" not in meta and entry["files"]:
+            meta["sumw"] = sum_generator_weights(entry["files"], dataset)
+            meta["sumw_source"] = "Runs/genEventSumw of the processed files"
+
+
+def write_output(
+    output: Mapping[str, Any],
+    proc: EMuProcessor,
+    outdir: str | os.PathLike[str],
+    fileset: Mapping[str, Mapping[str, Any]],
+    run_info: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """Write samples, histograms, cutflow and (last) the manifest; returns the sample entries.
+
+    ``run_info`` goes into the manifest; its ``notes`` list gets a line for every sample
+    that cannot be written (e.g. a negative total weight).
+    """
+    outdir = Path(outdir)
+    (outdir / MANIFEST_NAME).unlink(missing_ok=True)  # incomplete until the new one is written
+    names = list(EMU_COLUMNS)
+    entries: dict[tuple[str, str, str], dict[str, Any]] = {}
+    written: set[Path] = set()
+    for dataset, category, variation, cols in proc.tables(output):
+        key = (dataset, category, variation)
+        entry = {
+            "dataset": dataset,
+            "category": category,
+            "variation": variation,
+            "path": None,
+            "n_events": len(cols[WEIGHT]),
+            "sum_weights": float(np.sum(cols[WEIGHT])),
+            "files": sorted(fileset[dataset]["files"]),
+        }
+        if entry["n_events"]:
+            provenance_ = {
+                "dataset": dataset,
+                "category": category,
+                "variation": variation,
+                "metadata": dict(fileset[dataset]["metadata"]),
+                "files": entry["files"],
+                "processor": proc.config(),
+                "seed": None,
+                **provenance(),
+            }
+            try:
+                sample = Sample(
+                    np.stack([cols[c] for c in names], axis=1),
+                    cols[WEIGHT],
+                    names,
+                    provenance_,
+                    f"{dataset}/{category}/{variation}",
+                )
+            except ValueError as err:  # e.g. a negative total weight from NLO simulation
+                entry["error"] = str(err)
+            else:
+                path = sample_path(outdir, dataset, category, variation)
+                sample.to_parquet(path)
+                written.add(path.resolve())
+                entry["path"] = str(path.relative_to(outdir))
+        entries[key] = entry
+    # every requested combination is listed, also where no chunk was processed
+    for dataset in fileset:
+        for category in proc.categories:
+            for variation in proc.variations:
+                entries.setdefault(
+                    (dataset, category, variation),
+                    {
+                        "dataset": dataset,
+                        "category": category,
+                        "variation": variation,
+                        "path": None,
+                        "n_events": 0,
+                        "sum_weights": 0.0,
+                        "files": sorted(fileset[dataset]["files"]),
+                    },
+                )
+    unwritten: dict[tuple[str, str], list[str]] = {}
+    for (dataset, category, variation), entry in entries.items():
+        if entry.get("error"):
+            unwritten.setdefault((dataset, category), []).append(variation)
+    for (dataset, category), variations in unwritten.items():
+        reason = entries[dataset, category, variations[0]]["error"]
+        run_info["notes"].append(
+            f"{dataset}/{category}: {len(variations)} variation(s) not written ({variations}); "
+            f"e.g. {reason}"
+        )
+    with atomic_path(outdir / "hists.pkl") as tmp, open(tmp, "wb") as fh:
+        pickle.dump(dict(output["hists"]), fh, protocol=pickle.HIGHEST_PROTOCOL)
+    write_json(outdir / "cutflow.json", dict(output["cutflow"]))
+    for stale in (outdir / COLUMNS_DIR).rglob("*.parquet"):
+        if stale.resolve() not in written:
+            stale.unlink()
+    samples = sorted(entries.values(), key=lambda e: (e["dataset"], e["category"], e["variation"]))
+    write_json(
+        outdir / MANIFEST_NAME,
+        {
+            "format": "symnplm-processor-output/1",
+            "layout": f"{COLUMNS_DIR}/<dataset>/<category>/<variation>.parquet",
+            # the processing is deterministic: no random choice is made anywhere
+            "seed": None,
+            "config": proc.config(),
+            "columns": names,
+            "hists": "hists.pkl",
+            "cutflow": dict(output["cutflow"]),
+            **run_info,
+            "samples": samples,
+            "provenance": provenance(),
+        },
+    )
+    return samples
+
+
+def process_fileset(
+    fileset: str | os.PathLike[str] | Mapping[str, Any],
+    outdir: str | os.PathLike[str],
+    proc: EMuProcessor | None = None,
+    *,
+    executor: Executor = "iterative",
+    workers: int = 1,
+    chunksize: int = 100_000,
+    maxchunks: int | None = None,
+    skip_bad_files: bool = False,
+    client: Any = None,
+    scheduler: str | None = None,
+    status: bool = False,
+    retries: int = 0,
+) -> ProcessingReport:
+    """Check the inputs, run the processor and write the outputs (module docstring).
+
+    Parameters
+    ----------
+    fileset
+        Path of a coffea fileset JSON, or the mapping itself (:mod:`~symnplm.processors.inputs`).
+    outdir
+        Output directory (created).
+    proc
+        The processor; default :class:`EMuProcessor` with its defaults.
+    executor
+        ``"iterative"``, ``"futures"`` (``workers`` processes) or ``"dask"`` (``client``, or a
+        ``LocalCluster`` of ``workers`` processes made here, or ``scheduler`` address).
+    chunksize, maxchunks
+        Events per chunk; maximum chunks per dataset (for quick looks).
+    skip_bad_files
+        Leave out missing, unreadable or incomplete files (and chunks failing to read)
+        and report them, instead of stopping at the first.
+    status
+        Show coffea's progress bar.
+    retries
+        Retries of a failing chunk (useful for remote files).
+
+    Raises
+    ------
+    InputError
+        A bad file (named, with the reason) when ``skip_bad_files`` is false, or when
+        no good file is left.
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    proc = proc if proc is not None else EMuProcessor()
+    files = load_fileset(fileset)
+    required = {d: proc.required_branches(is_mc(e["metadata"])) for d, e in files.items()}
+    good, bad, entries = check_fileset(files, required)
+    if bad and not skip_bad_files:
+        raise InputError("bad input file(s):\n  " + "\n  ".join(str(b) for b in bad))
+    if not any(e["files"] for e in good.values()):
+        raise InputError("no readable input file left:\n  " + "\n  ".join(str(b) for b in bad))
+    notes: list[str] = []
+    _complete_metadata(good)
+    if maxchunks is not None:
+        notes.append(
+            f"at most {maxchunks} chunk(s) per dataset processed: simulation weights are "
+            "normalised to the full sum of weights, so yields are those of the processed part"
+        )
+
+    start = time.perf_counter()
+    output, skipped_chunks = run_processor(
+        good,
+        proc,
+        executor=executor,
+        workers=workers,
+        chunksize=chunksize,
+        maxchunks=maxchunks,
+        skip_bad_files=skip_bad_files,
+        client=client,
+        scheduler=scheduler,
+        status=status,
+        retries=retries,
+    )
+    wall = time.perf_counter() - start
+    skipped = bad + skipped_chunks
+    # a sumw summed here from the Runs trees leaves out the files skipped before processing,
+    # not those failing during it; a sumw from the fileset covers every file
+    failed_during = {b.dataset for b in skipped_chunks}
+    for dataset in sorted({b.dataset for b in skipped}):
+        meta = files[dataset]["metadata"]
+        if is_mc(meta) and "xsec" in meta and ("sumw" in meta or dataset in failed_during):
+            notes.append(
+                f"dataset {dataset!r}: part of its input was skipped but its sum of weights "
+                "includes it, so its weights are too small by the skipped fraction"
+            )
+
+    weighting = {d: sorted(w) for d, w in sorted(output["weighting"].items())}
+    for dataset, schemes in weighting.items():
+        if any(w.startswith("genWeight (") for w in schemes):
+            notes.append(f"dataset {dataset!r}: event weights are {schemes}")
+    for dataset, missing in sorted(output["missing"].items()):
+        if missing:
+            notes.append(
+                f"dataset {dataset!r}: input lacks {sorted(missing)}; the corresponding ID cut "
+                "was not applied / n_jets is -1"
+            )
+    for dataset, flow in sorted(output["cutflow"].items()):
+        if not any(flow.get(c, 0) for c in proc.categories):
+            notes.append(f"dataset {dataset!r}: no event passed the selection (cutflow {flow})")
+    run_info = {
+        "executor": {
+            "name": executor,
+            "workers": workers,
+            "chunksize": chunksize,
+            "maxchunks": maxchunks,
+            "wall_s": wall,
+        },
+        "weighting": weighting,
+        "fileset": good,
+        "entries": entries,
+        "skipped": [vars(b) for b in skipped],
+        "notes": notes,
+    }
+    samples = write_output(output, proc, outdir, good, run_info)
+    return ProcessingReport(Path(outdir), samples, skipped, notes, dict(output["cutflow"]), wall)

@@ -1,0 +1,189 @@
+"""The e-mu event selection and its categories (defaults: arXiv:2401.09530 Sec. III A).
+
+Leptons pass pT ≥ 15 GeV, |η| ≤ 2.3 and a relative isolation cut (electrons < 0.15,
+muons < 0.25), plus an identification flag where the input has one; events have
+exactly one selected electron and one selected muon of opposite charge (same
+charge for the control region). Categories: ``emu`` (pT_e > pT_μ) and ``mue``
+(pT_μ > pT_e) — an exact tie belongs to neither —, and the charge split
+``ep_mum`` / ``em_mup`` (``ep_mup`` / ``em_mum`` for same-sign pairs).
+
+The functions take awkward record arrays with the fields named in the cuts
+(``pt``, ``eta``, ``charge`` and the isolation / ID fields), jagged per event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import awkward as ak
+import numpy as np
+
+from symnplm.physics.kinematics import delta_phi
+
+ChargeMode = Literal["opposite", "same"]
+
+
+@dataclass(frozen=True)
+class LeptonCuts:
+    """Selection of one lepton flavour.
+
+    Parameters
+    ----------
+    pt_min
+        Minimum transverse momentum in GeV (inclusive).
+    abseta_max
+        Maximum |η| (inclusive).
+    iso_max
+        Relative isolation must be below this value.
+    iso_field
+        Name of the isolation field (NanoAOD ``<Flavour>_<iso_field>``).
+    id_field
+        Name of the identification field, or ``None`` for no ID requirement.
+    id_min
+        The ID field must be ≥ this value (booleans count as 0/1; NanoAOD
+        ``Electron_cutBased``: 1 veto, 2 loose, 3 medium, 4 tight).
+    crack
+        ``(low, high)``: veto leptons with low < |η| < high (calorimeter crack), or ``None``.
+    """
+
+    pt_min: float = 15.0
+    abseta_max: float = 2.3
+    iso_max: float = 0.15
+    iso_field: str = "pfRelIso03_all"
+    id_field: str | None = None
+    id_min: float = 1
+    crack: tuple[float, float] | None = None
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Record fields these cuts read, besides the kinematics."""
+        return (self.iso_field,) + ((self.id_field,) if self.id_field else ())
+
+
+#: Electron defaults: isolation < 0.15, cut-based ID medium or tighter.
+ELECTRON_CUTS = LeptonCuts(iso_max=0.15, id_field="cutBased", id_min=3)
+#: Muon defaults: isolation < 0.25, tight ID.
+MUON_CUTS = LeptonCuts(iso_max=0.25, id_field="tightId", id_min=1)
+
+
+@dataclass(frozen=True)
+class JetCuts:
+    """Jets counted in ``n_jets``: pT, |η| and separation ΔR from the selected leptons."""
+
+    pt_min: float = 30.0
+    abseta_max: float = 4.7
+    lepton_dr_min: float = 0.4
+
+
+#: Jet defaults for ``n_jets``.
+JET_CUTS = JetCuts()
+
+
+def lepton_mask(leptons: ak.Array, cuts: LeptonCuts) -> ak.Array:
+    """Per-lepton boolean mask (jagged like ``leptons``) of the leptons passing ``cuts``."""
+    abseta = abs(leptons.eta)
+    mask = (
+        (leptons.pt >= cuts.pt_min)
+        & (abseta <= cuts.abseta_max)
+        & (leptons[cuts.iso_field] < cuts.iso_max)
+    )
+    if cuts.id_field is not None:
+        mask = mask & (leptons[cuts.id_field] >= cuts.id_min)
+    if cuts.crack is not None:
+        low, high = cuts.crack
+        mask = mask & ~((abseta > low) & (abseta < high))
+    return mask
+
+
+@dataclass(frozen=True)
+class EMuSelection:
+    """Result of :func:`select_emu`.
+
+    Attributes
+    ----------
+    steps
+        Cumulative event masks, in order, for the cutflow (``one_electron``,
+        ``one_muon``, ``opposite_charge`` or ``same_charge``).
+    mask
+        Events passing everything (numpy bool, one per input event).
+    electron, muon
+        The selected lepton of each *passing* event (length ``mask.sum()``).
+    """
+
+    steps: Mapping[str, np.ndarray]
+    mask: np.ndarray
+    electron: ak.Array
+    muon: ak.Array
+
+
+def select_emu(
+    electrons: ak.Array,
+    muons: ak.Array,
+    electron_cuts: LeptonCuts = ELECTRON_CUTS,
+    muon_cuts: LeptonCuts = MUON_CUTS,
+    charge: ChargeMode = "opposite",
+) -> EMuSelection:
+    """Events with exactly one selected electron and one selected muon of the required charges."""
+    if charge not in ("opposite", "same"):
+        raise ValueError(f"charge must be 'opposite' or 'same', got {charge!r}")
+    good_e = electrons[lepton_mask(electrons, electron_cuts)]
+    good_mu = muons[lepton_mask(muons, muon_cuts)]
+    one_e = ak.to_numpy(ak.num(good_e, axis=1) == 1)
+    one_mu = one_e & ak.to_numpy(ak.num(good_mu, axis=1) == 1)
+    # firsts() is None for events without leptons; one_mu masks those (and multiples) anyway
+    product = ak.to_numpy(ak.fill_none(ak.firsts(good_e.charge) * ak.firsts(good_mu.charge), 0))
+    charged = one_mu & ((product < 0) if charge == "opposite" else (product > 0))
+    return EMuSelection(
+        steps={"one_electron": one_e, "one_muon": one_mu, f"{charge}_charge": charged},
+        mask=charged,
+        electron=good_e[charged][:, 0],
+        muon=good_mu[charged][:, 0],
+    )
+
+
+def charge_category(electron_charge: int, muon_charge: int) -> str:
+    """Name of a charge category, e.g. ``ep_mum`` for e⁺μ⁻."""
+    sign = {1: "p", -1: "m"}
+    return f"e{sign[int(np.sign(electron_charge))]}_mu{sign[int(np.sign(muon_charge))]}"
+
+
+def category_names(charge: ChargeMode = "opposite") -> tuple[str, ...]:
+    """All category names for a charge mode: ``emu``, ``mue`` and the two charge categories."""
+    if charge == "opposite":
+        return ("emu", "mue", charge_category(1, -1), charge_category(-1, 1))
+    if charge == "same":
+        return ("emu", "mue", charge_category(1, 1), charge_category(-1, -1))
+    raise ValueError(f"charge must be 'opposite' or 'same', got {charge!r}")
+
+
+def emu_categories(
+    pt_e: Any, pt_mu: Any, charge_e: Any, charge_mu: Any, charge: ChargeMode = "opposite"
+) -> dict[str, np.ndarray]:
+    """Boolean masks of every category in :func:`category_names`, from per-event columns."""
+    pt_e, pt_mu = np.asarray(pt_e), np.asarray(pt_mu)
+    qe, qmu = np.sign(np.asarray(charge_e)), np.sign(np.asarray(charge_mu))
+    masks = {"emu": pt_e > pt_mu, "mue": pt_mu > pt_e}
+    for name in category_names(charge)[2:]:
+        want_e = 1 if name.startswith("ep") else -1
+        want_mu = 1 if name.endswith("mup") else -1
+        masks[name] = (qe == want_e) & (qmu == want_mu)
+    return masks
+
+
+def count_jets(jets: ak.Array, leptons: list[Any], cuts: JetCuts = JET_CUTS) -> np.ndarray:
+    """Number of jets per event passing ``cuts`` and separated from every lepton in ``leptons``.
+
+    ``jets`` is jagged (pt, eta, phi); each entry of ``leptons`` has one lepton per event.
+    """
+    # on the flat jet content: one numpy pass instead of jagged broadcasting per cut
+    counts = ak.to_numpy(ak.num(jets, axis=1))
+    pt, eta, phi = (ak.to_numpy(ak.flatten(jets[f], axis=1)) for f in ("pt", "eta", "phi"))
+    keep = (pt > cuts.pt_min) & (np.abs(eta) < cuts.abseta_max)
+    for lep in leptons:
+        lep_eta = np.repeat(ak.to_numpy(lep.eta), counts)
+        lep_phi = np.repeat(ak.to_numpy(lep.phi), counts)
+        keep &= np.hypot(eta - lep_eta, delta_phi(phi, lep_phi)) > cuts.lepton_dr_min
+    event = np.repeat(np.arange(len(counts)), counts)
+    return np.bincount(event, weights=keep, minlength=len(counts)).astype(np.float64)

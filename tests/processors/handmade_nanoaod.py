@@ -1,0 +1,118 @@
+"""Hand-built NanoAOD-schema ROOT files (written with uproot) for the processor tests.
+
+Imported by the test modules (pytest puts this directory on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import uproot
+
+ELECTRON_MASS = 0.000511
+MUON_MASS = 0.10566
+
+
+@dataclass
+class Lepton:
+    """A reconstructed lepton; defaults pass every default cut."""
+
+    pt: float
+    eta: float
+    phi: float
+    charge: int
+    iso: float = 0.05
+    ident: int = 4  # Electron_cutBased (4 = tight) or Muon_tightId (1)
+
+
+@dataclass
+class Event:
+    """One event of a hand-built file."""
+
+    electrons: Sequence[Lepton] = ()
+    muons: Sequence[Lepton] = ()
+    met: tuple[float, float] = (0.0, 0.0)
+    jets: Sequence[tuple[float, float, float]] = ()  # (pt, eta, phi)
+    gen_weight: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _collection(leptons: list[Sequence[Lepton]], mass: float, pdg: int, id_name: str, id_type):
+    def col(get, dtype):
+        return ak.values_astype(ak.Array([[get(lep) for lep in ev] for ev in leptons]), dtype)
+
+    return {
+        "pt": col(lambda lep: lep.pt, np.float32),
+        "eta": col(lambda lep: lep.eta, np.float32),
+        "phi": col(lambda lep: lep.phi, np.float32),
+        "mass": col(lambda lep: mass, np.float32),
+        "charge": col(lambda lep: lep.charge, np.int32),
+        "pdgId": col(lambda lep: -pdg * lep.charge, np.int32),
+        "pfRelIso03_all": col(lambda lep: lep.iso, np.float32),
+        id_name: col(lambda lep: lep.ident, id_type),
+    }
+
+
+def write_nanoaod(
+    path: Path,
+    events: Iterable[Event],
+    *,
+    drop: Iterable[str] = (),
+    mc: bool = True,
+    sumw: float | None = None,
+    runs: bool = True,
+    first_event: int = 1,
+) -> Path:
+    """Write ``events`` as a NanoAOD-like ROOT file (TTrees ``Events`` and ``Runs``).
+
+    ``drop`` removes branches (e.g. ``"Muon_pfRelIso03_all"``, or ``"Jet"`` for the
+    whole jet collection); ``sumw`` is the Runs-tree genEventSumw (default Σ genWeight),
+    written for simulation (``mc``) unless ``runs`` is false.
+    """
+    events = list(events)
+    n = len(events)
+    drop = set(drop)
+    electron = _collection([e.electrons for e in events], ELECTRON_MASS, 11, "cutBased", np.int32)
+    muon = _collection([e.muons for e in events], MUON_MASS, 13, "tightId", np.bool_)
+    jets = {
+        k: ak.values_astype(ak.Array([[j[i] for j in e.jets] for e in events]), np.float32)
+        for i, k in enumerate(("pt", "eta", "phi"))
+    }
+    jets["mass"] = ak.values_astype(jets["pt"] * 0 + 5.0, np.float32)
+    branches: dict[str, Any] = {
+        "run": np.ones(n, dtype=np.uint32),
+        "luminosityBlock": np.ones(n, dtype=np.uint32),
+        "event": np.arange(first_event, first_event + n, dtype=np.uint64),
+        "MET_pt": np.array([e.met[0] for e in events], dtype=np.float32),
+        "MET_phi": np.array([e.met[1] for e in events], dtype=np.float32),
+    }
+    for name, fields in (("Electron", electron), ("Muon", muon), ("Jet", jets)):
+        kept = {k: v for k, v in fields.items() if f"{name}_{k}" not in drop}
+        if name not in drop and kept:
+            branches[name] = ak.zip(kept)
+    if mc:
+        branches["genWeight"] = np.array([e.gen_weight for e in events], dtype=np.float32)
+    branches = {k: v for k, v in branches.items() if k not in drop}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with uproot.recreate(path) as f:
+        f.mktree("Events", branches)
+        if mc and runs:
+            total = float(sum(e.gen_weight for e in events)) if sumw is None else sumw
+            f.mktree("Runs", {"run": np.array([1], np.uint32), "genEventSumw": np.array([total])})
+    return path
+
+
+def write_fileset(path: Path, datasets: Mapping[str, Mapping[str, Any]]) -> Path:
+    """A coffea fileset JSON: ``{name: {"files": [...], "metadata": {...}}}``."""
+    entries = {
+        name: {"files": {str(f): "Events" for f in d["files"]}, "metadata": d.get("metadata", {})}
+        for name, d in datasets.items()
+    }
+    path.write_text(json.dumps(entries, indent=1))
+    return path

@@ -1,0 +1,342 @@
+"""The e-mu processor on hand-built NanoAOD files with known events."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from coffea.nanoevents import NanoEventsFactory
+from handmade_nanoaod import Event, Lepton, write_fileset, write_nanoaod
+
+from symnplm.physics import TWO_BODY_FEATURES
+from symnplm.processors.efficiency_map import measure_from_output
+from symnplm.processors.emu import EMuNanoAODSchema, EMuProcessor
+from symnplm.processors.inputs import InputError
+from symnplm.processors.runner import process_fileset
+from symnplm.samples import load_sample, read_manifest
+
+XSEC, LUMI = 2.0, 1000.0
+
+
+def f32(x: float) -> float:
+    """The value as stored in a float32 branch."""
+    return float(np.float32(x))
+
+
+def known_events() -> list[Event]:
+    """Ten events; the comment says what the default selection does with each."""
+    ep, em = (
+        (lambda pt, eta, phi, **k: Lepton(pt, eta, phi, +1, **k)),
+        (lambda pt, eta, phi, **k: Lepton(pt, eta, phi, -1, **k)),
+    )
+    return [
+        # 0: e+ mu-, electron leads -> emu, ep_mum; one jet far from both leptons
+        Event([ep(50, 0.5, 0.0)], [em(30, -0.3, 2.0, ident=1)], (20, 1.0), [(45, 2.0, -2.0)]),
+        # 1: e- mu+, muon leads (endcaps) -> mue, em_mup; jets: one counted, one on the
+        #    muon (dR 0.1), one below 30 GeV
+        Event(
+            [em(25, 1.5, -1.0)],
+            [ep(40, -1.8, 2.5, ident=1)],
+            (35, -2.0),
+            [(50, 0.0, 1.0), (60, -1.8, 2.6), (20, 0.0, 1.0)],
+            gen_weight=2.0,
+        ),
+        # 2: electron just above 15 GeV -> mue, ep_mum; leaves at electron_scale_down2
+        Event([ep(15.05, 0.2, 0.3)], [em(60, 1.0, -2.0, ident=1)], (10, 0.0)),
+        # 3: electron just below 15 GeV -> not selected; enters at electron_scale_up1/2
+        Event([em(14.97, 0.4, 1.0)], [ep(45, -0.5, -1.5, ident=1)], (5, 2.0)),
+        # 4: electron not isolated -> fails one_electron
+        Event([ep(40, 0.0, 0.0, iso=0.2)], [em(30, 0.0, 3.0, ident=1)]),
+        # 5: two good electrons -> fails one_electron
+        Event([ep(40, 0.0, 0.0), em(35, 1.0, 1.0)], [em(30, 0.0, 3.0, ident=1)]),
+        # 6: same-sign e+ mu+ -> fails opposite_charge (selected with charge="same")
+        Event([ep(35, 0.1, 0.0)], [ep(25, 0.2, 3.0, ident=1)]),
+        # 7: muon fails the tight ID -> fails one_muon
+        Event([ep(40, 0.0, 0.0)], [em(30, 0.0, 3.0, ident=0)]),
+        # 8: electron beyond |eta| 2.3 -> fails one_electron
+        Event([ep(40, 2.4, 0.0)], [em(30, 0.0, 3.0, ident=1)]),
+        # 9: e- (endcap) slightly softer than the mu+ -> mue, em_mup; becomes emu at
+        #    electron_scale_up1/2 (20 * exp(0.009) > 20.1); negative generator weight
+        Event([em(20.0, -2.0, 0.5)], [ep(20.1, 0.8, -2.5, ident=1)], (15, 1.2), gen_weight=-0.5),
+    ]
+
+
+SUMW = 1 + 2 + 1 + 1 + 1 + 1 + 1 + 1 + 1 - 0.5
+NORM = XSEC * LUMI / SUMW
+
+
+def swapped(event: Event) -> Event:
+    """The same event with the electron and muon roles exchanged (IDs passing)."""
+    as_electrons = [replace(mu, ident=4) for mu in event.muons]
+    as_muons = [replace(e, ident=1) for e in event.electrons]
+    return Event(as_electrons, as_muons, event.met, event.jets, event.gen_weight)
+
+
+@pytest.fixture(scope="module")
+def known(tmp_path_factory):
+    """Output directory of the default processor on :func:`known_events` (simulation)."""
+    tmp = tmp_path_factory.mktemp("known")
+    path = write_nanoaod(tmp / "known.root", known_events())
+    fs = write_fileset(tmp / "fileset.json", {"mc": {"files": [path], "metadata": {"xsec": XSEC}}})
+    report = process_fileset(fs, tmp / "out", EMuProcessor(luminosity=LUMI))
+    return tmp / "out", report
+
+
+def column(outdir, category, variation, name, dataset="mc"):
+    return load_sample(outdir, dataset, category, variation, [name]).features[:, 0]
+
+
+def test_counts_per_category_and_charge(known):
+    outdir, report = known
+    assert report.counts() == {
+        ("mc", "emu"): 1,
+        ("mc", "mue"): 3,
+        ("mc", "ep_mum"): 2,
+        ("mc", "em_mup"): 2,
+    }
+    assert report.cutflow["mc"] == {
+        "all": 10,
+        "one_electron": 6,
+        "one_muon": 5,
+        "opposite_charge": 4,
+        "emu": 1,
+        "mue": 3,
+        "ep_mum": 2,
+        "em_mup": 2,
+    }
+    np.testing.assert_array_equal(column(outdir, "mue", "nominal", "pt_mu"), [40, 60, f32(20.1)])
+
+
+def test_features_equal_hand_computed_values(known):
+    outdir, _ = known
+    emu = load_sample(outdir, "mc", "emu", "nominal")
+    row = dict(zip(emu.names, emu.features[0], strict=True))
+    eta_mu = f32(-0.3)
+    assert row["m_coll"] == pytest.approx(
+        math.sqrt(2 * 50 * (30 + 20) * (math.cosh(0.5 - eta_mu) - math.cos(2.0))), rel=1e-12
+    )
+    assert (row["pt_lead"], row["eta_lead"], row["pt_sublead"], row["eta_sublead"]) == (
+        50.0,
+        0.5,
+        30.0,
+        eta_mu,
+    )
+    assert row["dphi"] == pytest.approx(2.0, rel=1e-12)
+    assert (row["met"], row["n_jets"], row["charge_e"], row["charge_mu"]) == (20.0, 1.0, 1.0, -1.0)
+    assert emu.weights[0] == pytest.approx(NORM, rel=1e-12)  # genWeight x xsec x L / sumw
+
+    mue = load_sample(outdir, "mc", "mue", "nominal")
+    first = dict(zip(mue.names, mue.features[0], strict=True))
+    e1, mu1 = (25.0, 1.5, f32(-1.0)), (40.0, f32(-1.8), f32(2.5))
+    dphi = abs((mu1[2] - e1[2] + math.pi) % (2 * math.pi) - math.pi)
+    m_coll = math.sqrt(2 * 40 * (25 + 35) * (math.cosh(mu1[1] - e1[1]) - math.cos(dphi)))
+    assert first["m_coll"] == pytest.approx(m_coll, rel=1e-12)
+    assert (first["pt_lead"], first["pt_sublead"], first["n_jets"]) == (40.0, 25.0, 1.0)
+    assert first["dphi"] == pytest.approx(dphi, rel=1e-12)
+
+    def p4(pt, eta, phi, m):
+        return np.array(
+            [
+                math.hypot(pt * math.cosh(eta), m),
+                pt * math.cos(phi),
+                pt * math.sin(phi),
+                pt * math.sinh(eta),
+            ]
+        )
+
+    tot = p4(*e1, f32(0.000511)) + p4(*mu1, f32(0.10566))
+    assert first["m_ll"] == pytest.approx(math.sqrt(tot[0] ** 2 - np.sum(tot[1:] ** 2)), rel=1e-9)
+    np.testing.assert_allclose(mue.weights, NORM * np.array([2.0, 1.0, -0.5]), rtol=1e-12)
+    assert set(TWO_BODY_FEATURES) <= set(mue.names)
+
+
+def test_scale_shift_moves_pt_by_the_factor_and_migrates_events(known):
+    outdir, _ = known
+    # muon scale: pT x exp(nu sigma), barrel 0.05 %, endcap 0.15 %; no migration
+    nominal = load_sample(outdir, "mc", "mue", "nominal")
+    up = load_sample(outdir, "mc", "mue", "muon_scale_up1")
+    eta_mu = nominal.column("eta_mu")
+    factor = np.exp(np.where(np.abs(eta_mu) < 1.2, 0.0005, 0.0015))
+    np.testing.assert_allclose(up.column("pt_mu"), nominal.column("pt_mu") * factor, rtol=1e-12)
+    np.testing.assert_array_equal(up.column("pt_e"), nominal.column("pt_e"))
+    # MET absorbs the muon's change: event 1 (muon at phi 2.5, MET 35 at phi -2)
+    dpt = 40 * (math.exp(0.0015) - 1)
+    mex = 35 * math.cos(-2.0) - dpt * math.cos(f32(2.5))
+    mey = 35 * math.sin(-2.0) - dpt * math.sin(f32(2.5))
+    assert up.column("met")[0] == pytest.approx(math.hypot(mex, mey), rel=1e-9)
+
+    # electron scale: event 3 (14.97 GeV) enters at up1, event 2 (15.05 GeV) leaves at down2,
+    # event 9 moves from mue to emu at up1
+    _, report = known
+    counts = {
+        v: report.counts(v)
+        for v in ("electron_scale_up1", "electron_scale_down1", "electron_scale_down2")
+    }
+    assert counts["electron_scale_up1"][("mc", "emu")] == 2
+    assert counts["electron_scale_up1"][("mc", "mue")] == 3
+    assert counts["electron_scale_down1"][("mc", "mue")] == 3
+    assert counts["electron_scale_down2"][("mc", "mue")] == 2
+    entered = column(outdir, "mue", "electron_scale_up1", "pt_e")
+    assert f32(14.97) * math.exp(0.003) in entered
+    assert column(outdir, "emu", "electron_scale_up1", "pt_e")[1] == pytest.approx(
+        20 * math.exp(0.009)
+    )
+
+
+def test_normalisation_variation_scales_weights_only(known):
+    outdir, _ = known
+    nominal = load_sample(outdir, "mc", "mue", "nominal")
+    down = load_sample(outdir, "mc", "mue", "norm_down2")
+    np.testing.assert_array_equal(down.features, nominal.features)
+    np.testing.assert_allclose(down.weights, nominal.weights * math.exp(-2 * 0.025), rtol=1e-12)
+
+
+def test_histograms_and_manifest(known):
+    outdir, _ = known
+    with open(outdir / "hists.pkl", "rb") as fh:
+        hists = pickle.load(fh)
+    h = hists["m_coll"][{"dataset": "mc", "category": "emu", "variation": "nominal"}]
+    m_coll = column(outdir, "emu", "nominal", "m_coll")[0]
+    assert h.values().sum() == pytest.approx(NORM) and h.values()[
+        int(m_coll // 5)
+    ] == pytest.approx(NORM)
+    lep = hists["lepton_pt"][
+        {"dataset": "mc", "category": "mue", "variation": "norm_up1", "lepton": "muon"}
+    ]
+    assert lep.values().sum() == pytest.approx(NORM * 2.5 * math.exp(0.025))
+    assert hists["n_jets"][{"dataset": "mc", "category": "mue", "variation": "nominal"}].values()[
+        1
+    ] == (pytest.approx(2 * NORM))
+    manifest = read_manifest(outdir)
+    assert manifest["seed"] is None and manifest["config"]["luminosity_pb"] == LUMI
+    assert manifest["weighting"] == {"mc": ["genWeight * xsec * luminosity / sumw"]}
+    assert manifest["provenance"]["versions"]["coffea"]
+    assert len(manifest["samples"]) == 4 * len(EMuProcessor().variations)
+    sample = load_sample(outdir, "mc", "emu", "nominal")
+    assert sample.provenance["processor"]["electron"]["iso_max"] == 0.15
+    assert sample.provenance["metadata"]["sumw"] == pytest.approx(SUMW)
+
+
+def test_nu_zero_variation_is_the_identity(tmp_path):
+    path = write_nanoaod(tmp_path / "known.root", known_events())
+    proc = EMuProcessor(scale_nus=[0.0], normalisation=None)
+    assert proc.variations == ["nominal", "electron_scale_up0", "muon_scale_up0"]
+    report = process_fileset({"mc": [str(path)]}, tmp_path / "out", proc)
+    # no cross section in the fileset: genWeight alone, and the user is told
+    assert any("'mc': event weights are ['genWeight (no xsec" in n for n in report.notes)
+    for category in proc.categories:
+        nominal = load_sample(tmp_path / "out", "mc", category, "nominal")
+        for variation in proc.variations[1:]:
+            varied = load_sample(tmp_path / "out", "mc", category, variation)
+            np.testing.assert_array_equal(varied.features, nominal.features)
+            np.testing.assert_array_equal(varied.weights, nominal.weights)
+
+
+def test_swapping_electron_and_muon_swaps_categories(tmp_path):
+    selected = [known_events()[i] for i in (0, 1, 2, 9)]
+    a = write_nanoaod(tmp_path / "a.root", selected, mc=False)
+    b = write_nanoaod(tmp_path / "b.root", [swapped(e) for e in selected], mc=False)
+    fs = {"a": {"files": [str(a)], "metadata": {"is_data": True}}, "b": {"files": [str(b)]}}
+    report = process_fileset(fs, tmp_path / "out", EMuProcessor(scale_nus=[], normalisation=None))
+    counts = report.counts()
+    assert (counts["a", "emu"], counts["a", "mue"]) == (1, 3)
+    assert (counts["b", "emu"], counts["b", "mue"]) == (3, 1)
+    assert (counts["a", "ep_mum"], counts["b", "em_mup"]) == (2, 2)
+    out = tmp_path / "out"
+    for cat_a, cat_b in (("emu", "mue"), ("mue", "emu"), ("ep_mum", "em_mup")):
+        sa = load_sample(out, "a", cat_a, features=[*TWO_BODY_FEATURES, "m_coll"])
+        sb = load_sample(out, "b", cat_b, features=[*TWO_BODY_FEATURES, "m_coll"])
+        np.testing.assert_array_equal(sa.features, sb.features)
+        np.testing.assert_allclose(
+            load_sample(out, "a", cat_a, features=["m_ll"]).features,
+            load_sample(out, "b", cat_b, features=["m_ll"]).features,
+            rtol=1e-4,  # the lepton masses are swapped too
+        )
+    assert np.all(load_sample(out, "a", "mue").weights == 1.0)  # data: unit weights
+
+
+def test_same_sign_control_region(tmp_path):
+    path = write_nanoaod(tmp_path / "known.root", known_events())
+    proc = EMuProcessor(charge="same", scale_nus=[], normalisation=None)
+    report = process_fileset({"mc": [str(path)]}, tmp_path / "out", proc)
+    assert report.counts() == {
+        ("mc", "emu"): 1,
+        ("mc", "mue"): 0,
+        ("mc", "ep_mup"): 1,
+        ("mc", "em_mum"): 0,
+    }
+    assert report.cutflow["mc"]["same_charge"] == 1
+
+
+def test_collinear_form_option(tmp_path):
+    path = write_nanoaod(tmp_path / "known.root", known_events()[:1])
+    proc = EMuProcessor(collinear_form="cms", scale_nus=[], normalisation=None)
+    process_fileset({"mc": [str(path)]}, tmp_path / "out", proc)
+    m_coll = column(tmp_path / "out", "emu", "nominal", "m_coll")[0]
+    m_ll = column(tmp_path / "out", "emu", "nominal", "m_ll")[0]
+    along = 20 * math.cos(1.0 - 2.0)  # MET projected on the subleading lepton
+    assert m_coll == pytest.approx(m_ll / math.sqrt(30 / (30 + along)), rel=1e-9)
+
+
+def test_efficiency_weights_restore_emu_mue_symmetry(tmp_path):
+    """Two pT bins with eps_e = (1/2, 3/4), eps_mu = 1: multiplicities 4 eps_e(e) eps_mu(mu)."""
+
+    def pair(pt_e, pt_mu, n):
+        return [Event([Lepton(pt_e, 0.5, 0.0, 1)], [Lepton(pt_mu, -0.5, 2.0, -1, ident=1)])] * n
+
+    events = (
+        pair(25, 30, 2)
+        + pair(30, 25, 2)
+        + pair(25, 60, 2)
+        + pair(60, 25, 3)
+        + pair(50, 70, 3)
+        + pair(70, 50, 3)
+    )
+    path = write_nanoaod(tmp_path / "asym.root", events, mc=False)
+    first = process_fileset(
+        {"data": [str(path)]}, tmp_path / "pass1", EMuProcessor(scale_nus=[], normalisation=None)
+    )
+    assert (first.counts()["data", "emu"], first.counts()["data", "mue"]) == (8, 7)
+
+    ratio = measure_from_output(tmp_path / "pass1", pt_edges=(15, 40, 200), abseta_edges=(0, 2.5))
+    ratio.write(tmp_path / "eff.json")
+    proc = EMuProcessor(scale_nus=[], normalisation=None, efficiency=tmp_path / "eff.json")
+    process_fileset({"data": [str(path)]}, tmp_path / "pass2", proc)
+    emu = load_sample(tmp_path / "pass2", "data", "emu")
+    mue = load_sample(tmp_path / "pass2", "data", "mue")
+    assert emu.sum_weights == pytest.approx(mue.sum_weights, rel=1e-9)
+    assert emu.sum_weights + mue.sum_weights == pytest.approx(15.0, rel=1e-9)  # total kept
+    # eps_mu/eps_e is 2 below 40 GeV and 4/3 above: ratio of the two weights 1.5
+    w = {pt: emu.weights[emu.column("pt_e") == pt][0] for pt in (30.0, 60.0)}
+    assert w[30.0] / w[60.0] == pytest.approx(1.5, rel=1e-9)
+    assert read_manifest(tmp_path / "pass2")["config"]["efficiency"]["source"].endswith("eff.json")
+
+
+@pytest.mark.parametrize("mode", ["eager", "virtual"])
+def test_processor_on_nanoevents_directly(tmp_path, mode):
+    path = write_nanoaod(tmp_path / "known.root", known_events(), mc=False)
+    proc = EMuProcessor(scale_nus=[1.0], normalisation=None)
+    events = NanoEventsFactory.from_root(
+        {str(path): "Events"},
+        schemaclass=EMuNanoAODSchema,
+        mode=mode,
+        metadata={"dataset": "d", "filename": str(path)},
+        iteritems_options={"filter_name": proc.branches()},
+    ).events()
+    out = proc.postprocess(proc.process(events))
+    assert out["cutflow"]["d"]["opposite_charge"] == 4
+    tables = {(c, v): cols for _, c, v, cols in proc.tables(out)}
+    np.testing.assert_array_equal(tables["emu", "nominal"]["pt_e"], [50.0])
+    np.testing.assert_array_equal(
+        tables["emu", "electron_scale_up1"]["pt_e"], [50 * math.exp(0.003), 20 * math.exp(0.009)]
+    )
+    assert set(tables) == {(c, v) for c in proc.categories for v in proc.variations}
+    # a cross section says "simulation", which needs genWeight: the file and branch are named
+    events.metadata["xsec"] = 1.0
+    with pytest.raises(
+        InputError, match=r"known\.root: branch 'genWeight' not found in tree 'Events'"
+    ):
+        proc.process(events)

@@ -1,0 +1,88 @@
+"""``symnplm process``: help, a run on a small fileset, efficiency-map round, errors."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+import pytest
+from handmade_nanoaod import Event, Lepton, write_fileset, write_nanoaod
+
+from symnplm.cli import SUBCOMMANDS
+from symnplm.physics import EfficiencyRatio
+from symnplm.samples import load_sample, read_manifest
+
+
+def parser() -> argparse.ArgumentParser:
+    """The top-level parser with the ``process`` command as registered in symnplm.cli."""
+    module, func = SUBCOMMANDS["process"].split(":")
+    top = argparse.ArgumentParser(prog="symnplm")
+    getattr(importlib.import_module(module), func)(top.add_subparsers(dest="command"))
+    return top
+
+
+def run(*argv: str) -> int:
+    args = parser().parse_args(["process", *argv])
+    return args.func(args)
+
+
+@pytest.fixture
+def small_fileset(tmp_path):
+    events = [
+        Event([Lepton(50.0, 0.2, 0.0, 1)], [Lepton(30.0, 1.5, 2.0, -1, ident=1)], (25.0, 1.0)),
+        Event([Lepton(25.0, 1.8, 1.0, -1)], [Lepton(45.0, 0.3, -2.0, 1, ident=1)], (15.0, 0.0)),
+        Event([Lepton(35.0, 0.5, 2.5, 1)], [Lepton(20.0, 2.0, -0.5, -1, ident=1)], (5.0, 2.0)),
+    ]
+    path = write_nanoaod(tmp_path / "small.root", events, mc=False)
+    return write_fileset(
+        tmp_path / "fileset.json", {"data": {"files": [path], "metadata": {"is_data": True}}}
+    )
+
+
+def test_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parser().parse_args(["process", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for option in (
+        "FILESET",
+        "--outdir",
+        "--executor",
+        "--skip-bad-files",
+        "--efficiency-map",
+        "--scale-nu",
+    ):
+        assert option in text
+
+
+def test_process_command_writes_samples_and_an_efficiency_map(small_fileset, tmp_path, capsys):
+    out = tmp_path / "out"
+    eff = tmp_path / "eff.json"
+    code = run(
+        str(small_fileset), "-o", str(out), "--quiet", "--scale-nu", "1", "--norm-nu",
+        "--measure-efficiency-map", str(eff),
+    )  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr()
+    assert "data" in printed.out and "efficiency-ratio map written" in printed.err
+    assert len(load_sample(out, "data", "emu", "electron_scale_up1")) == 2
+    assert len(load_sample(out, "data", "mue")) == 1
+    assert read_manifest(out)["config"]["variations"] == [
+        "nominal", "electron_scale_up1", "muon_scale_up1",
+    ]  # fmt: skip
+    ratio = EfficiencyRatio.read(eff)
+    assert ratio.name == "efficiency_ratio"
+
+    code = run(
+        str(small_fileset), "-o", str(tmp_path / "out2"), "--quiet", "--efficiency-map", str(eff)
+    )
+    assert code == 0
+    assert read_manifest(tmp_path / "out2")["config"]["efficiency"]["source"] == str(eff)
+
+
+def test_process_command_reports_bad_input(tmp_path, capsys):
+    code = run(str(tmp_path / "missing.json"), "-o", str(tmp_path / "out"), "--quiet")
+    assert code == 2
+    assert "missing.json: no such fileset file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser().parse_args(["process", "fs.json", "-o", "x", "--electron-crack", "1.4"])
