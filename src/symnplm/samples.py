@@ -133,7 +133,9 @@ class Sample:
         try:
             return self.features[:, self.names.index(name)]
         except ValueError:
-            raise KeyError(f"sample {self.name!r} has no feature {name!r}; has {self.names}") from None
+            raise KeyError(
+                f"sample {self.name!r} has no feature {name!r}; has {self.names}"
+            ) from None
 
     # -- derived samples --------------------------------------------------------------
     def select(self, features: Sequence[str]) -> Sample:
@@ -144,12 +146,18 @@ class Sample:
     def take(self, index: np.ndarray, name: str | None = None) -> Sample:
         """Events ``index`` (an integer or boolean index array)."""
         return Sample(
-            self.features[index], self.weights[index], self.names, self.provenance, name or self.name
+            self.features[index],
+            self.weights[index],
+            self.names,
+            self.provenance,
+            name or self.name,
         )
 
     def scaled(self, factor: float, name: str | None = None) -> Sample:
         """All weights multiplied by ``factor``."""
-        return Sample(self.features, self.weights * factor, self.names, self.provenance, name or self.name)
+        return Sample(
+            self.features, self.weights * factor, self.names, self.provenance, name or self.name
+        )
 
     @staticmethod
     def concatenate(samples: Sequence[Sample], name: str = "sample") -> Sample:
@@ -170,7 +178,9 @@ class Sample:
             name,
         )
 
-    def bootstrap(self, rng: np.random.Generator, size: int | None = None, name: str | None = None) -> Sample:
+    def bootstrap(
+        self, rng: np.random.Generator, size: int | None = None, name: str | None = None
+    ) -> Sample:
         """Resample with replacement (``size`` events, default N) — Efron's bootstrap."""
         size = len(self) if size is None else int(size)
         idx = rng.integers(0, len(self), size=size)

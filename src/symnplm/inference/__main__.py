@@ -1,0 +1,7 @@
+"""``python -m symnplm.inference``: a calibrated two-sample test on toy samples (see ``--help``)."""
+
+import sys
+
+from symnplm.inference.cli import main
+
+sys.exit(main())

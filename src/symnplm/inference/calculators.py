@@ -1,0 +1,279 @@
+"""Calibration: from an observed t to a p-value, behind one call (:func:`calibrate`).
+
+* ``"asymptotic"`` — Wilks/Wald: t ~ χ²_dof under the null (dof from the statistic).
+* ``"permutations"`` — Sec. III E: pool A ∪ B and relabel it keeping Ñ_A and Ñ_B
+  event counts; every relabelling is equally likely under the null, whatever the
+  common density. p = (1 + #{t_perm ≥ t_obs}) / (n_perm + 1).
+* ``"toys"`` — the null from new datasets: a Poisson bootstrap of the pooled sample
+  (each pooled event enters A and B with independent Poisson(Ñ_A/Ñ), Poisson(Ñ_B/Ñ)
+  multiplicities, so sizes fluctuate as in Sec. III A), or any generator of (A, B).
+
+All replicas of a batch are one batched fit (never a Python loop of trainings).
+Every replica's randomness — labels, toy data, network initialisation — derives
+from (seed, stream, replica id) alone, never from the batching, so a campaign can
+be cut into batches, distributed and resumed batch by batch. For a fixed batch
+size the values are bit-identical run to run; across batch sizes, Adam fits are
+too, while Newton paths may pick up last-bit rounding differences (vectorised
+transcendental functions round differently at the tail of a tensor) that a
+non-convex fit can amplify.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from symnplm.inference.results import CalibrationResult, NullDistribution, TestResult
+from symnplm.inference.significance import (
+    asymptotic_pvalue,
+    asymptotic_z,
+    empirical_pvalue,
+    fit_chi2_dof,
+    p_to_z,
+)
+from symnplm.inference.test_statistics import ReplicaBatch, TwoSampleTest
+from symnplm.samples import Sample, as_sample
+
+STREAM_PERMUTATION = 1
+STREAM_TOYS = 2
+
+#: memory bound of one batch: replicas × events (each weight array is this many floats)
+DEFAULT_BATCH_ELEMENTS = 1 << 25
+
+ToyGenerator = Callable[[np.random.Generator], tuple[Sample | np.ndarray, Sample | np.ndarray]]
+Progress = Callable[[int, int], None]
+
+
+def replica_rng(seed: int, stream: int, replica_id: int) -> np.random.Generator:
+    """The random generator of one replica of one stream."""
+    return np.random.default_rng(
+        np.random.SeedSequence(int(seed), spawn_key=(stream, int(replica_id)))
+    )
+
+
+def default_batch_size(n_events: int, n_total: int) -> int:
+    """Replicas per batch so that a batch's weight arrays stay ≲ 128 MB each."""
+    return max(1, min(int(n_total), DEFAULT_BATCH_ELEMENTS // max(1, int(n_events))))
+
+
+def _pool(a: Sample, b: Sample) -> tuple[np.ndarray, np.ndarray]:
+    if a.names != b.names:
+        raise ValueError(f"samples have different features: {a.names} and {b.names}")
+    return np.concatenate([a.features, b.features]), np.concatenate([a.weights, b.weights])
+
+
+# ---------------------------------------------------------------------------------------
+# batches (the unit of work of a campaign)
+# ---------------------------------------------------------------------------------------
+def permutation_batch(
+    test: TwoSampleTest, a: Sample, b: Sample, seed: int, replica_ids: Sequence[int]
+) -> NullDistribution:
+    """Fit the permutations ``replica_ids`` of A ∪ B (A keeps its event count)."""
+    x, w = _pool(a, b)
+    n, n_a = len(w), len(a)
+    is_a = np.zeros((len(replica_ids), n), dtype=bool)
+    for row, rid in enumerate(replica_ids):
+        is_a[row, replica_rng(seed, STREAM_PERMUTATION, rid).permutation(n)[:n_a]] = True
+    batch = ReplicaBatch(x, w * is_a, w * ~is_a, a.names).merged()
+    return _run(test, batch, seed, replica_ids, "permutations")
+
+
+def bootstrap_batch(
+    test: TwoSampleTest, a: Sample, b: Sample, seed: int, replica_ids: Sequence[int]
+) -> NullDistribution:
+    """Poisson-bootstrap null toys from the pooled sample A ∪ B."""
+    x, w = _pool(a, b)
+    lam_a = a.sum_weights / (a.sum_weights + b.sum_weights)
+    ka = np.empty((len(replica_ids), len(w)))
+    kb = np.empty_like(ka)
+    for row, rid in enumerate(replica_ids):
+        rng = replica_rng(seed, STREAM_TOYS, rid)
+        ka[row] = rng.poisson(lam_a, size=len(w))
+        kb[row] = rng.poisson(1 - lam_a, size=len(w))
+    return _run(test, ReplicaBatch(x, w * ka, w * kb, a.names).merged(), seed, replica_ids, "toys")
+
+
+def generator_batch(
+    test: TwoSampleTest, generator: ToyGenerator, seed: int, replica_ids: Sequence[int]
+) -> NullDistribution:
+    """Toys (A, B) drawn by ``generator(rng)``, zero-padded to a common length."""
+    pairs = [generator(replica_rng(seed, STREAM_TOYS, rid)) for rid in replica_ids]
+    pairs = [(as_sample(pa, "A"), as_sample(pb, "B")) for pa, pb in pairs]
+    n_max = max(len(pa) + len(pb) for pa, pb in pairs)
+    d = pairs[0][0].dim
+    x = np.zeros((len(pairs), n_max, d))
+    wa = np.zeros((len(pairs), n_max))
+    wb = np.zeros_like(wa)
+    for row, (pa, pb) in enumerate(pairs):
+        na, nb = len(pa), len(pb)
+        x[row, : na + nb] = np.concatenate([pa.features, pb.features])
+        wa[row, :na] = pa.weights
+        wb[row, na : na + nb] = pb.weights
+    return _run(test, ReplicaBatch(x, wa, wb, pairs[0][0].names), seed, replica_ids, "toys")
+
+
+def _run(
+    test: TwoSampleTest, batch: ReplicaBatch, seed: int, replica_ids: Sequence[int], method: str
+) -> NullDistribution:
+    ids = np.asarray(replica_ids, dtype=np.int64)
+    start = time.perf_counter()
+    # Network initialisations of null replica i use id i + 1; id 0 is the observed fit.
+    out = test.fit_batch(batch, seed, list(ids + 1))
+    return NullDistribution(
+        method=method,
+        t=out.t,
+        diverged=out.diverged,
+        converged=out.converged,
+        seed=int(seed),
+        replica_ids=ids,
+        history_steps=out.history_steps,
+        history_t=out.history.get("t", np.zeros((0, len(ids)))),
+        parts=out.parts,
+        config=test.config(),
+        seconds=time.perf_counter() - start,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# campaigns
+# ---------------------------------------------------------------------------------------
+def _campaign(
+    run_batch: Callable[[Sequence[int]], NullDistribution],
+    n: int,
+    batch_size: int,
+    progress: Progress | None,
+) -> NullDistribution:
+    if n < 1:
+        raise ValueError(f"need at least one null replica, got {n}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    parts = []
+    for start in range(0, n, batch_size):
+        parts.append(run_batch(range(start, min(start + batch_size, n))))
+        if progress is not None:
+            progress(min(start + batch_size, n), n)
+    return NullDistribution.concatenate(parts)
+
+
+def permutation_null(
+    test: TwoSampleTest,
+    a: Sample | np.ndarray,
+    b: Sample | np.ndarray,
+    n_permutations: int,
+    *,
+    seed: int = 0,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> NullDistribution:
+    """Null distribution of ``test`` from ``n_permutations`` relabellings of A ∪ B (Sec. III E)."""
+    a, b = as_sample(a, "A"), as_sample(b, "B")
+    bs = batch_size or default_batch_size(len(a) + len(b), n_permutations)
+    return _campaign(
+        lambda ids: permutation_batch(test, a, b, seed, ids), n_permutations, bs, progress
+    )
+
+
+def toy_null(
+    test: TwoSampleTest,
+    n_toys: int,
+    *,
+    a: Sample | np.ndarray | None = None,
+    b: Sample | np.ndarray | None = None,
+    generator: ToyGenerator | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+) -> NullDistribution:
+    """Null distribution from toys: a generator of (A, B), or a Poisson bootstrap of A ∪ B."""
+    if generator is not None:
+        if batch_size is None:
+            probe_a, probe_b = (as_sample(s) for s in generator(replica_rng(seed, STREAM_TOYS, 0)))
+            batch_size = default_batch_size(2 * (len(probe_a) + len(probe_b)), n_toys)
+        return _campaign(
+            lambda ids: generator_batch(test, generator, seed, ids), n_toys, batch_size, progress
+        )
+    if a is None or b is None:
+        raise ValueError("toy_null needs either a generator or the samples a and b to bootstrap")
+    a, b = as_sample(a, "A"), as_sample(b, "B")
+    bs = batch_size or default_batch_size(len(a) + len(b), n_toys)
+    return _campaign(lambda ids: bootstrap_batch(test, a, b, seed, ids), n_toys, bs, progress)
+
+
+METHODS = ("asymptotic", "permutations", "toys")
+
+
+def calibrate(
+    test: TwoSampleTest,
+    a: Sample | np.ndarray,
+    b: Sample | np.ndarray,
+    *,
+    method: str = "asymptotic",
+    n: int | None = None,
+    seed: int = 0,
+    generator: ToyGenerator | None = None,
+    batch_size: int | None = None,
+    observed: TestResult | None = None,
+    progress: Progress | None = None,
+) -> CalibrationResult:
+    """Observed t with its p-value and Z.
+
+    Parameters
+    ----------
+    test
+        The statistic (e.g. :class:`~symnplm.inference.SymmetrizedTest`).
+    a, b
+        The samples.
+    method
+        ``"asymptotic"``, ``"permutations"`` or ``"toys"``.
+    n
+        Number of permutations / toys (required for those methods).
+    seed
+        Seeds the observed fit and every null replica.
+    generator
+        For ``"toys"``: a callable ``rng -> (A, B)``; default Poisson bootstrap of A ∪ B.
+    batch_size
+        Replicas per batched fit (default: bounded by memory).
+    observed
+        A result of ``test.fit(a, b)`` to reuse instead of refitting.
+    progress
+        Called as ``progress(done, total)`` after each batch.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown calibration method {method!r}; choose from {METHODS}")
+    a, b = as_sample(a, "A"), as_sample(b, "B")
+    obs = observed if observed is not None else test.fit(a, b, seed=seed)
+    if method == "asymptotic":
+        return CalibrationResult(
+            obs,
+            method,
+            float(asymptotic_pvalue(obs.t, obs.dof)),
+            float(asymptotic_z(obs.t, obs.dof)),
+        )
+    if n is None or n < 1:
+        raise ValueError(f"method {method!r} needs the number of replicas n >= 1, got {n}")
+    if method == "permutations":
+        null = permutation_null(test, a, b, n, seed=seed, batch_size=batch_size, progress=progress)
+    else:
+        null = toy_null(
+            test,
+            n,
+            a=a,
+            b=b,
+            generator=generator,
+            seed=seed,
+            batch_size=batch_size,
+            progress=progress,
+        )
+    return calibrated(obs, null)
+
+
+def calibrated(observed: TestResult, null: NullDistribution) -> CalibrationResult:
+    """Combine an observed result and a null distribution into p, Z and a χ² dof fit."""
+    p = empirical_pvalue(observed.t, null.t)
+    try:
+        chi2 = fit_chi2_dof(null.t, observed.dof)
+    except ValueError:  # fewer than two finite null values
+        chi2 = None
+    return CalibrationResult(observed, null.method, p, float(p_to_z(p)), null, chi2)
