@@ -26,7 +26,8 @@ Divergence
 The NPLM loss is unbounded below (Sec. II A 2): f → +∞ on data points that have no
 reference point nearby. A unit is flagged *diverged* (and frozen) when its loss or
 parameters become non-finite, or when — for objectives whose loss has no finite
-lower bound — f at a data event exceeds the objective's ``max_log_ratio``: a value
+lower bound, fitted without weight clipping — f at a data event exceeds the
+objective's ``max_log_ratio``: a value
 at which a single reference event would predict more events than the whole data
 sample, so no stationary point of the likelihood can reach it. Diverged units are
 reported with t = +inf by the test statistics, never NaN.
@@ -209,21 +210,26 @@ class _History:
 
 
 class _Divergence:
-    """Tracks which units diverged (non-finite, or f above the objective's bound)."""
+    """Tracks which units diverged (non-finite, or f above the objective's bound).
 
-    def __init__(self, objective: Objective) -> None:
+    With weight clipping the network's variation is bounded (bounded activations and
+    kernels, an output bias fixed by the normalisation), so only a non-finite loss
+    counts: a clipped fit may legitimately put a high plateau where the reference is
+    empty.
+    """
+
+    def __init__(self, objective: Objective, clipped: bool) -> None:
         bound = getattr(objective, "max_log_ratio", None)
-        self.bound = (
-            bound()
-            if callable(bound)
-            else torch.full((objective.n_units,), math.inf, dtype=torch.float64)
-        )
+        if callable(bound) and not clipped:
+            self.bound = bound()
+        else:
+            self.bound = torch.full((objective.n_units,), math.inf, dtype=torch.float64)
         self.flag = torch.zeros(objective.n_units, dtype=torch.bool)
 
     def update(
         self, units: torch.Tensor, loss: torch.Tensor, fmax: torch.Tensor, theta_ok: torch.Tensor
     ) -> torch.Tensor:
-        """Flag units; return the mask (over ``units``) of newly diverged ones."""
+        """Flag units; return the mask (over ``units``) of those that have diverged."""
         bad = ~torch.isfinite(loss) | ~theta_ok | (fmax > self.bound[units])
         new = bad & ~self.flag[units]
         self.flag[units[new]] = True
@@ -510,7 +516,7 @@ def fit(
             f"objective has {n_units} units"
         )
     history = _History(n_units)
-    divergence = _Divergence(objective)
+    divergence = _Divergence(objective, clipped=cfg.clip is not None)
     passes = 0
     steps = np.zeros(n_units, dtype=np.int64)
     if cfg.optimizer == "adam":
