@@ -43,7 +43,9 @@ PERCENTILES = (5, 16, 50, 84, 95)
 
 
 def parse(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--statistic", choices=["symmetrized", "nplm"], default="symmetrized")
     p.add_argument("--n-a", type=float, default=5000)
     p.add_argument("--n-b", type=float, default=5000)
@@ -68,9 +70,15 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     record = args.record_every or (max(1, args.epochs // 40) if args.optimizer == "adam" else 10)
     fit = FitConfig(
-        optimizer=args.optimizer, epochs=args.epochs, max_iter=args.max_iter, clip=args.clip, record_every=record
+        optimizer=args.optimizer,
+        epochs=args.epochs,
+        max_iter=args.max_iter,
+        clip=args.clip,
+        record_every=record,
     )
-    test = (SymmetrizedTest if args.statistic == "symmetrized" else NPLMTest)((1, 4, 1), fit=fit, init=args.init)
+    test = (SymmetrizedTest if args.statistic == "symmetrized" else NPLMTest)(
+        (1, 4, 1), fit=fit, init=args.init
+    )
     model = ToyModel(args.n_a, args.n_b)
     name = args.name or (
         f"{args.statistic}_na{int(args.n_a)}_nb{int(args.n_b)}_{args.optimizer}"
@@ -84,7 +92,9 @@ def main(argv=None) -> dict:
         generator=model,
         seed=args.seed,
         batch_size=args.batch_size or args.toys,
-        progress=lambda done, total: print(f"  {done}/{total} toys, {time.perf_counter() - start:.0f} s", flush=True),
+        progress=lambda done, total: print(
+            f"  {done}/{total} toys, {time.perf_counter() - start:.0f} s", flush=True
+        ),
     )
     seconds = time.perf_counter() - start
     finite = null.t[np.isfinite(null.t)]
@@ -102,7 +112,9 @@ def main(argv=None) -> dict:
         "converged_fraction": float(np.mean(null.converged)),
         "t_mean": float(finite.mean()) if finite.size else None,
         "t_median": float(np.median(finite)) if finite.size else None,
-        "t_percentiles": {p: float(np.percentile(finite, p)) for p in PERCENTILES} if finite.size else None,
+        "t_percentiles": {p: float(np.percentile(finite, p)) for p in PERCENTILES}
+        if finite.size
+        else None,
         "chi2_percentiles": {p: float(stats.chi2(test.dof).ppf(p / 100)) for p in PERCENTILES},
         "seconds": seconds,
         "seed": args.seed,
@@ -111,7 +123,9 @@ def main(argv=None) -> dict:
         "t": null.t,
         "history_steps": null.history_steps,
         "history_percentiles": {
-            p: np.nanpercentile(np.where(np.isfinite(null.history_t), null.history_t, np.nan), p, axis=1)
+            p: np.nanpercentile(
+                np.where(np.isfinite(null.history_t), null.history_t, np.nan), p, axis=1
+            )
             for p in PERCENTILES
         }
         if null.history_t.size
@@ -120,9 +134,14 @@ def main(argv=None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / f"{name}.json", summary)
     plot(summary, args.out / f"{name}.png")
-    fitted = f"fitted dof {chi2.dof:.2f} ± {chi2.dof_error:.2f}, KS p vs χ²_{test.dof} = {chi2.ks_pvalue_nominal:.3g}"
-    print(f"{name}: {args.toys} toys in {seconds:.0f} s; {fitted if chi2 else ''}; "
-          f"divergent {null.divergent_fraction:.1%}; median t {summary['t_median']}")
+    fitted = (
+        f"fitted dof {chi2.dof:.2f} ± {chi2.dof_error:.2f}, "
+        f"KS p vs χ²_{test.dof} = {chi2.ks_pvalue_nominal:.3g}"
+    )
+    print(
+        f"{name}: {args.toys} toys in {seconds:.0f} s; {fitted if chi2 else ''}; "
+        f"divergent {null.divergent_fraction:.1%}; median t {summary['t_median']}"
+    )
     return summary
 
 
@@ -139,24 +158,38 @@ def plot(summary: dict, path: Path) -> None:
     finite = t[np.isfinite(t)]
     dof = summary["dof_nominal"]
     has_history = bool(summary["history_percentiles"]) and summary["statistic"] == "symmetrized"
-    fig, axes = plt.subplots(1, 2 if has_history else 1, figsize=(14 if has_history else 7, 6), squeeze=False)
+    fig, axes = plt.subplots(
+        1, 2 if has_history else 1, figsize=(14 if has_history else 7, 6), squeeze=False
+    )
     ax = axes[0, 0]
     hi = max(np.percentile(finite, 99.5) if finite.size else 3 * dof, 3 * dof)
     bins = np.linspace(0, hi, 40)
     counts, _, _ = ax.hist(
-        finite, bins=bins, density=True, histtype="stepfilled", alpha=0.5, label=f"{len(finite)} toys"
+        finite,
+        bins=bins,
+        density=True,
+        histtype="stepfilled",
+        alpha=0.5,
+        label=f"{len(finite)} toys",
     )
     grid = np.linspace(1e-3, hi, 400)
     ax.set_ylim(0, 1.4 * max(counts.max(initial=0), stats.chi2(dof).pdf(grid).max()))
     ax.plot(grid, stats.chi2(dof).pdf(grid), color="gray", lw=2, label=rf"$\chi^2_{{{dof}}}$")
     fit = summary["chi2_fit"]
     if fit:
-        ax.plot(grid, stats.chi2(fit["dof"]).pdf(grid), "k--", label=rf"fit: $\chi^2_{{{fit['dof']:.1f}}}$")
+        ax.plot(
+            grid,
+            stats.chi2(fit["dof"]).pdf(grid),
+            "k--",
+            label=rf"fit: $\chi^2_{{{fit['dof']:.1f}}}$",
+        )
     lab = "t_{A+B}(A+B)" if summary["statistic"] == "symmetrized" else "t_B(A)"
     ax.set_xlabel(rf"${lab}$")
     ax.set_ylabel("density")
     div = summary["divergent_fraction"]
-    title = f"N_A={summary['n_a']:g}, N_B={summary['n_b']:g}" + (f", {div:.1%} divergent" if div else "")
+    title = f"N_A={summary['n_a']:g}, N_B={summary['n_b']:g}" + (
+        f", {div:.1%} divergent" if div else ""
+    )
     ax.set_title(title, fontsize=14)
     ax.legend(fontsize=12)
     if has_history:
@@ -164,8 +197,12 @@ def plot(summary: dict, path: Path) -> None:
         steps = np.asarray(summary["history_steps"])
         for p, vals in summary["history_percentiles"].items():
             line = ax2.plot(steps, vals, label=f"{p}%")
-            ax2.axhline(summary["chi2_percentiles"][p], ls="--", color=line[0].get_color(), alpha=0.7)
-        ax2.set_xlabel("epoch")
+            ax2.axhline(
+                summary["chi2_percentiles"][p], ls="--", color=line[0].get_color(), alpha=0.7
+            )
+        ax2.set_xlabel(
+            "Adam epoch" if summary["config"]["fit"]["optimizer"] == "adam" else "Newton iteration"
+        )
         ax2.set_ylabel("percentiles of t")
         top = max(summary["chi2_percentiles"][95], np.nanmax(summary["history_percentiles"][95]))
         ax2.set_ylim(0, 1.3 * top)

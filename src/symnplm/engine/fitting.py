@@ -18,8 +18,11 @@ Precision policy
 Networks are evaluated in ``dtype`` (float32 by default) and the per-event loss
 terms are summed over events in float64 (:mod:`.losses`). The Newton solve and its
 bookkeeping run in float64. ``dtype="float64"`` evaluates everything in double
-precision, about 2× slower on CPU; float32 evaluation changes t by ≲1e-4 at
-N ~ 10^5 (tested), far below its statistical spread.
+precision, 1.7× (Adam) to 2× (Newton) slower on CPU; evaluated at the same
+parameters, float32 t differs from float64 by 5e-5 at N = 2×10^5
+(``benchmarks/precision.py``), far below its statistical spread. Whole fits in the
+two precisions can still end apart: a non-convex fit amplifies last-bit
+differences into a different path.
 
 Divergence
 ----------
