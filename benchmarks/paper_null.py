@@ -145,6 +145,16 @@ def main(argv=None) -> dict:
     return summary
 
 
+def replot(json_path: Path) -> None:
+    """Redraw the figure of a stored summary."""
+    from symnplm.fileio import read_json
+
+    summary = read_json(json_path)
+    summary["history_percentiles"] = {int(k): v for k, v in summary["history_percentiles"].items()}
+    summary["chi2_percentiles"] = {int(k): v for k, v in summary["chi2_percentiles"].items()}
+    plot(summary, json_path.with_suffix(".png"))
+
+
 def plot(summary: dict, path: Path) -> None:
     """t histogram against χ²_dof, and (if recorded) percentiles against epochs."""
     import matplotlib
@@ -203,6 +213,7 @@ def plot(summary: dict, path: Path) -> None:
         ax2.set_xlabel(
             "Adam epoch" if summary["config"]["fit"]["optimizer"] == "adam" else "Newton iteration"
         )
+        ax2.ticklabel_format(axis="x", style="plain")
         ax2.set_ylabel("percentiles of t")
         top = max(summary["chi2_percentiles"][95], np.nanmax(summary["history_percentiles"][95]))
         ax2.set_ylim(0, 1.3 * top)
@@ -214,4 +225,10 @@ def plot(summary: dict, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if len(sys.argv) > 2 and sys.argv[1] == "--replot":
+        for name in sys.argv[2:]:
+            replot(Path(name))
+    else:
+        main()
