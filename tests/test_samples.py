@@ -40,3 +40,13 @@ def test_missing_and_corrupt_files(tmp_path):
     bad.write_bytes(b"not parquet")
     with pytest.raises(ValueError, match="bad.parquet"):
         Sample.from_parquet(bad)
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    path = Sample([1.0, 2.0]).to_parquet(tmp_path / "p.parquet")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

@@ -18,6 +18,7 @@ from symnplm import __version__
 #: name -> "module:function" providing ``add_parser(subparsers)``.
 SUBCOMMANDS: dict[str, str] = {
     "test": "symnplm.inference.cli:add_parser",
+    "generate": "symnplm.generation.cli:add_parser",
     "process": "symnplm.processors.cli:add_parser",
 }
 

@@ -19,6 +19,9 @@ RECORDED_PACKAGES: tuple[str, ...] = (
     "vector",
     "coffea",
     "hist",
+    "correctionlib",
+    "pyarrow",
+    "distributed",
     "pythia8mc",
 )
 
