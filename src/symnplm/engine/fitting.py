@@ -40,13 +40,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
 import torch
 
+from symnplm.engine.kernels import compiled_kernel, compiler_available
 from symnplm.engine.objectives import Objective
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -85,6 +86,11 @@ class FitConfig:
     max_chunk_elements
         Memory bound: events are processed in chunks so that units × events ×
         layer width (× parameters for Hessians) stays below this.
+    backend
+        Adam's gradient: ``"eager"`` (autograd), ``"compiled"`` (fused kernel of
+        :mod:`.kernels` through ``torch.compile``; MLPs with the extended-likelihood or
+        cross-entropy loss) or ``"auto"`` (compiled for large jobs when a compiler
+        works, eager otherwise).
     hessian
         Newton's curvature: ``"exact"`` (one-hidden-layer networks and bin-wise
         functions) or ``"gauss-newton"`` (J^T diag(ℓ'') J, positive semi-definite,
@@ -108,6 +114,7 @@ class FitConfig:
     device: str = "cpu"
     max_chunk_elements: int = 1 << 24
     hessian: Literal["exact", "gauss-newton"] = "exact"
+    backend: Literal["auto", "eager", "compiled"] = "auto"
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "newton"):
@@ -125,6 +132,8 @@ class FitConfig:
             raise ValueError(f"clip must be positive or None, got {self.clip}")
         if self.hessian not in ("exact", "gauss-newton"):
             raise ValueError(f"hessian must be 'exact' or 'gauss-newton', got {self.hessian!r}")
+        if self.backend not in ("auto", "eager", "compiled"):
+            raise ValueError(f"backend must be 'auto', 'eager' or 'compiled', got {self.backend!r}")
         if self.max_chunk_elements < 1:
             raise ValueError("max_chunk_elements must be positive")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -262,6 +271,47 @@ def _evaluate(
 # --------------------------------------------------------------------------------------
 # Adam
 # --------------------------------------------------------------------------------------
+def _gradient_function(
+    objective: Objective, cfg: FitConfig, chunks: list[slice], work: float
+) -> Callable[[list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]]:
+    """params -> (loss, max data f, gradients), by fused kernel or by autograd.
+
+    The fused kernel (:mod:`.kernels`) is used for MLPs with ``backend="compiled"``,
+    or with ``"auto"`` when the job is large enough (``work`` = epochs × units ×
+    events ≥ 5×10^8) to repay the few seconds of compilation.
+    """
+    kind = getattr(objective, "kernel_loss", None)
+    use = cfg.backend == "compiled" or (cfg.backend == "auto" and work >= 5e8)
+    if use and kind is None and cfg.backend == "compiled":
+        raise ValueError(f"no fused kernel for {type(objective).__name__}; use backend='eager'")
+    if use and kind is not None and (cfg.backend == "compiled" or compiler_available()):
+        kernel = compiled_kernel(objective.model.activation, kind)
+
+        def fused(params: list[torch.Tensor]):
+            total = fmax = grads = None
+            for ev in chunks:
+                loss, fm, g = kernel(params, *objective.kernel_inputs(None, ev))
+                if total is None:
+                    total, fmax, grads = loss, fm, g
+                else:
+                    total, fmax = total + loss, torch.maximum(fmax, fm)
+                    grads = [a + b for a, b in zip(grads, g)]
+            return total, fmax.to(torch.float64), grads
+
+        return fused
+
+    def autograd(params: list[torch.Tensor]):
+        ps = [p.detach().requires_grad_(True) for p in params]
+        loss, fmax = _evaluate(objective, ps, None, chunks, backward=True)
+        return loss, fmax, [p.grad for p in ps]
+
+    return autograd
+
+
+def _finite_units(params: list[torch.Tensor], n_units: int) -> torch.Tensor:
+    return torch.stack([torch.isfinite(p).reshape(n_units, -1).all(1) for p in params]).all(0)
+
+
 def _adam(
     objective: Objective,
     params: list[torch.Tensor],
@@ -271,36 +321,35 @@ def _adam(
     divergence: _Divergence,
     step0: int = 0,
 ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
-    """Run ``epochs`` of batched Adam in place; return params, final loss, final grad norm."""
+    """Run ``epochs`` of batched Adam; return params, final loss, final grad norm."""
     n_units = objective.n_units
     all_units = torch.arange(n_units)
     chunks = _chunk_slices(objective.n_events, n_units * objective.width, cfg.max_chunk_elements)
-    units_arg = None
-    params = [p.detach().clone().requires_grad_(True) for p in params]
+    gradient = _gradient_function(
+        objective, cfg, chunks, float(epochs) * n_units * objective.n_events
+    )
+    params = [p.detach().clone() for p in params]
     m = [torch.zeros_like(p) for p in params]
     v = [torch.zeros_like(p) for p in params]
     b1, b2 = cfg.betas
     frozen_shape = [(n_units,) + (1,) * (p.dim() - 1) for p in params]
-    active = torch.ones(n_units, dtype=params[0].dtype)
+    active = torch.ones(n_units, dtype=params[0].dtype, device=params[0].device)
     check_every = min(cfg.record_every, 100)
     for epoch in range(epochs):
-        for p in params:
-            p.grad = None
-        loss, fmax = _evaluate(objective, params, units_arg, chunks, backward=True)
+        loss, fmax, grads = gradient(params)
         if (step0 + epoch) % cfg.record_every == 0:
-            history.add(step0 + epoch, loss.numpy())
+            history.add(step0 + epoch, loss.cpu().numpy())
         if epoch % check_every == 0:
-            theta_ok = torch.stack(
-                [torch.isfinite(p.detach()).reshape(n_units, -1).all(1) for p in params]
-            ).all(0)
-            divergence.update(all_units, loss, fmax, theta_ok)
-            active = (~divergence.flag).to(params[0].dtype)
+            divergence.update(
+                all_units, loss.cpu(), fmax.cpu(), _finite_units(params, n_units).cpu()
+            )
+            active = (~divergence.flag).to(params[0].dtype).to(params[0].device)
             if not bool(active.any()):
                 break
         t = epoch + 1
         with torch.no_grad():
             for k, p in enumerate(params):
-                g = torch.nan_to_num(p.grad, nan=0.0, posinf=0.0, neginf=0.0)
+                g = torch.nan_to_num(grads[k], nan=0.0, posinf=0.0, neginf=0.0)
                 m[k].mul_(b1).add_(g, alpha=1 - b1)
                 v[k].mul_(b2).addcmul_(g, g, value=1 - b2)
                 mhat = m[k] / (1 - b1**t)
@@ -309,20 +358,13 @@ def _adam(
             if cfg.clip is not None:
                 objective.clip_(params, cfg.clip, cfg.clip_biases)
     # final state: loss and gradient at the returned parameters
-    for p in params:
-        p.grad = None
-    loss, fmax = _evaluate(objective, params, units_arg, chunks, backward=True)
-    theta_ok = torch.stack(
-        [torch.isfinite(p.detach()).reshape(n_units, -1).all(1) for p in params]
-    ).all(0)
-    divergence.update(all_units, loss, fmax, theta_ok)
+    loss, fmax, grads = gradient(params)
+    loss = loss.cpu()
+    divergence.update(all_units, loss, fmax.cpu(), _finite_units(params, n_units).cpu())
     gnorm = torch.sqrt(
-        sum(
-            (torch.nan_to_num(p.grad).to(torch.float64) ** 2).reshape(n_units, -1).sum(1)
-            for p in params
-        )
+        sum((torch.nan_to_num(g).to(torch.float64) ** 2).reshape(n_units, -1).sum(1) for g in grads)
     )
-    return [p.detach() for p in params], loss, gnorm
+    return params, loss, gnorm.cpu()
 
 
 # --------------------------------------------------------------------------------------

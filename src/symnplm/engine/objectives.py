@@ -159,6 +159,16 @@ class ExtendedLikelihoodObjective:
         ref, beta = self.coefficients(units, events)
         return extended_likelihood_loss(f, ref, beta), _max_data_f(f.detach(), beta)
 
+    @property
+    def kernel_loss(self) -> str | None:
+        """Loss family of the fused kernels (:mod:`.kernels`), for MLPs."""
+        return "extended" if hasattr(self.model, "architecture") else None
+
+    def kernel_inputs(self, units: Index, events: slice) -> tuple[torch.Tensor, ...]:
+        """(x, c, β) for the fused kernel."""
+        x = _units(self.x, units, 3)[..., events, :]
+        return (x, *self.coefficients(units, events))
+
     def newton_terms(
         self, params: list[torch.Tensor], units: Index, events: slice, exact: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -358,6 +368,18 @@ class CrossEntropyObjective:
         return loss, torch.full(
             (loss.shape[0],), -math.inf, dtype=torch.float64, device=loss.device
         )
+
+    @property
+    def kernel_loss(self) -> str | None:
+        """Loss family of the fused kernels (:mod:`.kernels`), for MLPs."""
+        return "crossentropy" if hasattr(self.model, "architecture") else None
+
+    def kernel_inputs(self, units: Index, events: slice) -> tuple[torch.Tensor, ...]:
+        """(x, w_A, w_B) for the fused kernel."""
+        x = _units(self.x, units, 3)[..., events, :]
+        wa = _units(self.weight_a, units, 2)[..., events]
+        wb = _units(self.weight_b, units, 2)[..., events]
+        return x, wa, wb
 
     def newton_terms(
         self, params: list[torch.Tensor], units: Index, events: slice, exact: bool = True
