@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from symnplm.engine import MLP, ExtendedLikelihoodObjective, FitConfig, fit
-from symnplm.engine.kernels import compiler_available, mlp_loss_and_grad
+from symnplm.engine import (
+    MLP,
+    CrossEntropyObjective,
+    ExtendedLikelihoodObjective,
+    FitConfig,
+    fit,
+)
+from symnplm.engine.kernels import compiler_available, mlp1_newton_terms, mlp_loss_and_grad
 from symnplm.engine.losses import cross_entropy_loss, extended_likelihood_loss
 
 
@@ -49,3 +55,50 @@ def test_compiled_adam_matches_eager_adam():
     eager = fit(obj, m.init([1, 2]), FitConfig(epochs=50, backend="eager"))
     compiled = fit(obj, m.init([1, 2]), FitConfig(epochs=50, backend="compiled"))
     np.testing.assert_allclose(compiled.loss, eager.loss, rtol=1e-4)
+
+
+def _objective(loss: str, activation: str, d: int = 2, n: int = 300, dtype=torch.float64):
+    rng = np.random.default_rng(3)
+    x = torch.tensor(rng.normal(size=(n, d)), dtype=dtype)
+    m = MLP((d, 3, 1), activation=activation)
+    labels = torch.tensor(rng.random((2, n)) < 0.4, dtype=dtype)
+    if loss == "extended":
+        obj = ExtendedLikelihoodObjective(
+            m, x, 0.7 * torch.ones(n, dtype=dtype), labels.mean(1), labels
+        )
+    else:
+        obj = CrossEntropyObjective(m, x, labels, 1 - labels)
+    return m, obj
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "softplus"])
+@pytest.mark.parametrize("loss", ["extended", "crossentropy"])
+@pytest.mark.parametrize("exact", [True, False])
+def test_newton_kernel_equals_matrix_path(activation, loss, exact):
+    """The unrolled one-hidden-layer Hessian equals J-matrix algebra (exact and Gauss-Newton)."""
+    m, obj = _objective(loss, activation)
+    params = [p + 0.2 for p in m.init([4, 5], dtype=torch.float64)]
+    units = torch.arange(2)
+    events = slice(0, obj.n_events)
+    ref = obj.newton_terms(params, units, events, exact)
+    x, c1, c2 = obj.kernel_inputs(units, events)
+    got = mlp1_newton_terms(params, x, c1, c2, activation=activation, loss=loss, exact=exact)
+    for name, a, b in zip(("loss", "fmax", "gradient"), got[:3], ref[:3]):
+        torch.testing.assert_close(a.double(), b.double(), rtol=1e-10, atol=1e-10, msg=name)
+    # the matrix path may return an unsymmetrised Hessian; compare symmetric parts
+    href = 0.5 * (ref[3] + ref[3].transpose(1, 2))
+    torch.testing.assert_close(got[3], href, rtol=1e-10, atol=1e-10)
+    if exact:  # and the exact Hessian is not the Gauss-Newton one (the test can fail)
+        gn = mlp1_newton_terms(params, x, c1, c2, activation=activation, loss=loss, exact=False)
+        assert not torch.allclose(gn[3], got[3])
+
+
+@pytest.mark.skipif(not compiler_available(), reason="torch.compile has no C++ compiler here")
+def test_compiled_newton_follows_eager_newton():
+    """The first Newton steps agree (a non-convex fit later amplifies rounding)."""
+    m, obj = _objective("extended", "sigmoid", d=1, n=2000, dtype=torch.float32)
+    eager = fit(obj, m.init([1, 2]), FitConfig(optimizer="newton", max_iter=3, backend="eager"))
+    compiled = fit(
+        obj, m.init([1, 2]), FitConfig(optimizer="newton", max_iter=3, backend="compiled")
+    )
+    np.testing.assert_allclose(compiled.loss, eager.loss, rtol=1e-5)

@@ -47,7 +47,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from symnplm.engine.kernels import compiled_kernel, compiler_available
+from symnplm.engine.kernels import compiled_kernel, compiled_newton_kernel, compiler_available
 from symnplm.engine.objectives import Objective
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -271,20 +271,35 @@ def _evaluate(
 # --------------------------------------------------------------------------------------
 # Adam
 # --------------------------------------------------------------------------------------
+def _compiled_loss(
+    objective: Objective, cfg: FitConfig, work: float, threshold: float
+) -> str | None:
+    """The loss family to run through a compiled kernel, or None for the eager path.
+
+    ``backend="compiled"`` insists (an error if the objective has no kernel);
+    ``"auto"`` compiles when ``work`` (events × units × steps) reaches ``threshold``,
+    where compilation (seconds to a minute) is repaid, and a compiler works.
+    """
+    kind = getattr(objective, "kernel_loss", None)
+    if cfg.backend == "compiled" and kind is None:
+        raise ValueError(f"no fused kernel for {type(objective).__name__}; use backend='eager'")
+    if cfg.backend == "eager" or kind is None:
+        return None
+    if cfg.backend == "auto" and (work < threshold or not compiler_available()):
+        return None
+    return kind
+
+
 def _gradient_function(
     objective: Objective, cfg: FitConfig, chunks: list[slice], work: float
 ) -> Callable[[list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]]:
     """params -> (loss, max data f, gradients), by fused kernel or by autograd.
 
-    The fused kernel (:mod:`.kernels`) is used for MLPs with ``backend="compiled"``,
-    or with ``"auto"`` when the job is large enough (``work`` = epochs × units ×
-    events ≥ 5×10^8) to repay the few seconds of compilation.
+    The fused kernel (:mod:`.kernels`) serves MLPs with ``backend="compiled"``, or
+    with ``"auto"`` from 5×10^8 event-epochs (compilation takes a few seconds).
     """
-    kind = getattr(objective, "kernel_loss", None)
-    use = cfg.backend == "compiled" or (cfg.backend == "auto" and work >= 5e8)
-    if use and kind is None and cfg.backend == "compiled":
-        raise ValueError(f"no fused kernel for {type(objective).__name__}; use backend='eager'")
-    if use and kind is not None and (cfg.backend == "compiled" or compiler_available()):
+    kind = _compiled_loss(objective, cfg, work, 5e8)
+    if kind is not None:
         kernel = compiled_kernel(objective.model.activation, kind)
 
         def fused(params: list[torch.Tensor]):
@@ -384,18 +399,62 @@ def _loss_grad_hessian(
     )
     params = _unflatten(theta.to(cfg.torch_dtype), objective.shapes)
     exact = cfg.hessian == "exact"
-    loss = torch.zeros(u, dtype=torch.float64, device=theta.device)
-    grad = torch.zeros(u, n_par, dtype=torch.float64, device=theta.device)
-    hess = torch.zeros(u, n_par, n_par, dtype=torch.float64, device=theta.device)
-    fmax = torch.full((u,), -math.inf, dtype=torch.float64, device=theta.device)
+    return _sum_chunks(
+        (objective.newton_terms(params, units, ev, exact) for ev in chunks), u, n_par, theta.device
+    )
+
+
+def _sum_chunks(parts, u: int, n_par: int, device) -> tuple[torch.Tensor, ...]:
+    """Add up (loss, max f, gradient, Hessian) of event chunks; symmetrise the Hessian."""
+    loss = torch.zeros(u, dtype=torch.float64, device=device)
+    grad = torch.zeros(u, n_par, dtype=torch.float64, device=device)
+    hess = torch.zeros(u, n_par, n_par, dtype=torch.float64, device=device)
+    fmax = torch.full((u,), -math.inf, dtype=torch.float64, device=device)
     with torch.no_grad():
-        for ev in chunks:
-            l_c, f_c, g_c, h_c = objective.newton_terms(params, units, ev, exact)
+        for l_c, f_c, g_c, h_c in parts:
             loss += l_c
             grad += g_c
             hess += h_c
-            fmax = torch.maximum(fmax, f_c)
+            fmax = torch.maximum(fmax, f_c.to(torch.float64))
     return loss, grad, 0.5 * (hess + hess.transpose(1, 2)), fmax
+
+
+def _hessian_function(
+    objective: Objective, cfg: FitConfig
+) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]:
+    """(theta, units) -> (loss, gradient, Hessian, max f): compiled kernel or matrix path.
+
+    The compiled kernel (:func:`.kernels.mlp1_newton_terms`) covers one-hidden-layer
+    MLPs; it is used with ``backend="compiled"``, or with ``"auto"`` from 10^9
+    event-iterations (its compilation takes up to a minute). Event chunks have one
+    fixed length (the last is zero-padded: zero weights add exactly nothing), so the
+    kernel compiles once per fit whatever the number of units still running.
+    """
+    work = float(objective.n_events) * objective.n_units * cfg.max_iter
+    kind = _compiled_loss(objective, cfg, work, 1e9)
+    if kind is None or len(objective.shapes) != 4:
+        return lambda theta, units: _loss_grad_hessian(objective, theta, units, cfg)
+    kernel = compiled_newton_kernel(objective.model.activation, kind, cfg.hessian == "exact")
+    size = max(1, cfg.max_chunk_elements // (4 * objective.n_units))
+    size = min(size, objective.n_events)
+    chunks = [slice(i, i + size) for i in range(0, objective.n_events, size)]
+
+    def fused(theta: torch.Tensor, units: torch.Tensor):
+        params = _unflatten(theta.to(cfg.torch_dtype), objective.shapes)
+
+        def parts():
+            for ev in chunks:
+                x, c1, c2 = objective.kernel_inputs(units, ev)
+                pad = size - c1.shape[-1]
+                if pad:
+                    x = torch.nn.functional.pad(x, (0, 0, 0, pad))
+                    c1 = torch.nn.functional.pad(c1, (0, pad))
+                    c2 = torch.nn.functional.pad(c2, (0, pad))
+                yield kernel(params, x, c1, c2)
+
+        return _sum_chunks(parts(), theta.shape[0], theta.shape[1], theta.device)
+
+    return fused
 
 
 def _loss_only(
@@ -445,12 +504,13 @@ def _newton(
         return th
 
     theta = project(theta)
+    hessian_terms = _hessian_function(objective, cfg)
     for it in range(cfg.max_iter + 1):
         units = torch.nonzero(~stopped).squeeze(1)
         if units.numel() == 0:
             break
         u_dev = units.to(dev)
-        L, g, H, fmax = _loss_grad_hessian(objective, theta[u_dev], u_dev, cfg)
+        L, g, H, fmax = hessian_terms(theta[u_dev], u_dev)
         passes += n_par + 2
         L, g, H, fmax = L.cpu(), g.cpu(), H.cpu(), fmax.cpu()
         loss[units] = L

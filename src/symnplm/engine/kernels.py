@@ -44,6 +44,33 @@ def _activation_slope(name: str, z: torch.Tensor, a: torch.Tensor) -> torch.Tens
     return torch.sigmoid(z)
 
 
+def _activation_curvature(
+    name: str, z: torch.Tensor, a: torch.Tensor, slope: torch.Tensor
+) -> torch.Tensor:
+    if name == "sigmoid":
+        return slope * (1 - 2 * a)
+    if name == "tanh":
+        return -2 * a * slope
+    if name == "relu":
+        return torch.zeros_like(z)
+    return torch.sigmoid(z) * torch.sigmoid(-z)  # softplus'' = σ(z)(1 - σ(z))
+
+
+def _loss_derivatives(
+    f: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, loss: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-event loss terms, ℓ'(f), ℓ''(f), and the max of f over data events."""
+    if loss == "extended":
+        e = c1 * torch.exp(f)
+        fmax = torch.where(c2 > 0, f, torch.full_like(f, -torch.inf)).amax(-1)
+        return e - c1 - c2 * f, e - c2, e, fmax
+    z2 = 2 * f
+    sp, sm = torch.sigmoid(z2), torch.sigmoid(-z2)
+    terms = c1 * F.softplus(-z2) + c2 * F.softplus(z2)
+    fmax = torch.full_like(f[:, 0], -torch.inf)
+    return terms, 2 * (c2 * sp - c1 * sm), 4 * (c1 + c2) * sp * sm, fmax
+
+
 def mlp_loss_and_grad(
     params: Sequence[torch.Tensor],
     x: torch.Tensor,
@@ -85,16 +112,7 @@ def mlp_loss_and_grad(
         pre.append(z)
         h = [_activation(activation, zj) for zj in z] if layer < n_layers - 1 else z
     f = h[0]
-    if loss == "extended":
-        e = c1 * torch.exp(f)
-        terms = e - c1 - c2 * f
-        r = e - c2
-        fmax = torch.where(c2 > 0, f, torch.full_like(f, -torch.inf)).amax(-1)
-    else:
-        z2 = 2 * f
-        terms = c1 * F.softplus(-z2) + c2 * F.softplus(z2)
-        r = 2 * (c2 * torch.sigmoid(z2) - c1 * torch.sigmoid(-z2))
-        fmax = torch.full_like(f[:, 0], -torch.inf)
+    terms, r, _, fmax = _loss_derivatives(f, c1, c2, loss)
     total = terms.sum(-1, dtype=torch.float64)
     grads: list[torch.Tensor] = [torch.empty(0)] * len(params)
     delta = [r]
@@ -117,6 +135,77 @@ def mlp_loss_and_grad(
     return total, fmax, grads
 
 
+def mlp1_newton_terms(
+    params: Sequence[torch.Tensor],
+    x: torch.Tensor,
+    c1: torch.Tensor,
+    c2: torch.Tensor,
+    *,
+    activation: str,
+    loss: str,
+    exact: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Loss, max data f, gradient ``(U, P)`` and Hessian ``(U, P, P)`` of a one-hidden-layer MLP.
+
+    f = Σ_a v_a σ(w_a·x + c_a) + b. The per-event gradient J has components
+    v_a σ'_a x_j (w_aj), v_a σ'_a (c_a), σ_a (v_a), 1 (b); the Gauss–Newton part of
+    the Hessian is Σ ℓ'' J Jᵀ (P(P+1)/2 reductions over events, by symmetry) and,
+    with ``exact``, Σ ℓ' ∇²f couples only parameters of the same hidden unit:
+    v_a σ''_a u uᵀ on (w_a, c_a) and σ'_a u between (w_a, c_a) and v_a, u = (x, 1).
+    Arguments as in :func:`mlp_loss_and_grad`.
+    """
+    w1, b1, w2, b2 = params
+    n_hidden, d = w1.shape[1], w1.shape[2]
+    shared = x.dim() == 2
+    xs = [x[:, j][None, :] if shared else x[:, :, j] for j in range(d)]
+    act, slope, curv = [], [], []
+    f = b2[:, 0:1]
+    for a in range(n_hidden):
+        z = b1[:, a : a + 1]
+        for j in range(d):
+            z = z + w1[:, a, j : j + 1] * xs[j]
+        sa = _activation(activation, z)
+        s1 = _activation_slope(activation, z, sa)
+        act.append(sa)
+        slope.append(s1)
+        curv.append(_activation_curvature(activation, z, sa, s1))
+        f = f + w2[:, 0, a : a + 1] * sa
+    terms, r, q, fmax = _loss_derivatives(f, c1, c2, loss)
+    # J in the flattened parameter order [W1 (H, d) row-major, b1 (H), W2 (H), b2]
+    jac = []
+    for a in range(n_hidden):
+        vs = w2[:, 0, a : a + 1] * slope[a]
+        jac.extend(vs * xj for xj in xs)
+    jac.extend(w2[:, 0, a : a + 1] * slope[a] for a in range(n_hidden))
+    jac.extend(act)
+    jac.append(torch.ones_like(f))
+    n_par = len(jac)
+    grad = torch.stack([(r * jk).sum(-1) for jk in jac], dim=-1)
+    upper = {}
+    for k in range(n_par):
+        qk = q * jac[k]
+        for m in range(k, n_par):
+            upper[k, m] = (qk * jac[m]).sum(-1)
+    if exact:
+        u = [*xs, None]  # None stands for the constant 1 (the bias c_a)
+        for a in range(n_hidden):
+            block = [a * d + j for j in range(d)] + [n_hidden * d + a]  # w_a then c_a
+            v_idx = n_hidden * d + n_hidden + a
+            rc = r * curv[a] * w2[:, 0, a : a + 1]
+            rs = r * slope[a]
+            for i, (bi, ui) in enumerate(zip(block, u)):
+                for bj, uj in zip(block[i:], u[i:]):
+                    prod = rc if ui is None else rc * ui
+                    prod = prod if uj is None else prod * uj
+                    upper[bi, bj] = upper[bi, bj] + prod.sum(-1)
+                upper[bi, v_idx] = upper[bi, v_idx] + (rs if ui is None else rs * ui).sum(-1)
+    rows = [
+        torch.stack([upper[min(k, m), max(k, m)] for m in range(n_par)], dim=-1)
+        for k in range(n_par)
+    ]
+    return terms.sum(-1, dtype=torch.float64), fmax, grad, torch.stack(rows, dim=1)
+
+
 @functools.lru_cache(maxsize=64)
 def compiled_kernel(activation: str, loss: str) -> Callable:
     """The fused kernel, compiled once per (activation, loss) and input shapes."""
@@ -126,6 +215,16 @@ def compiled_kernel(activation: str, loss: str) -> Callable:
     return torch.compile(fn, dynamic=False, fullgraph=True)
 
 
+@functools.lru_cache(maxsize=64)
+def compiled_newton_kernel(activation: str, loss: str, exact: bool) -> Callable:
+    """:func:`mlp1_newton_terms`, compiled with dynamic shapes (units drop out as they converge)."""
+    if loss not in LOSSES:
+        raise ValueError(f"no fused kernel for loss {loss!r}")
+    fn = functools.partial(mlp1_newton_terms, activation=activation, loss=loss, exact=exact)
+    return torch.compile(fn, dynamic=True, fullgraph=True)
+
+
+@functools.lru_cache(maxsize=1)
 def compiler_available() -> bool:
     """Whether ``torch.compile`` can build CPU kernels here (needs a C++ compiler)."""
     try:
