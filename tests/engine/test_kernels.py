@@ -11,7 +11,12 @@ from symnplm.engine import (
     FitConfig,
     fit,
 )
-from symnplm.engine.kernels import compiler_available, mlp1_newton_terms, mlp_loss_and_grad
+from symnplm.engine.kernels import (
+    compiler_available,
+    mlp1_newton_terms,
+    mlp_loss,
+    mlp_loss_and_grad,
+)
 from symnplm.engine.losses import cross_entropy_loss, extended_likelihood_loss
 
 
@@ -36,6 +41,9 @@ def test_kernel_equals_autograd(arch, loss, shared):
     ref.sum().backward()
     value, fmax, grads = mlp_loss_and_grad(params, x, c1, c2, activation=m.activation, loss=loss)
     torch.testing.assert_close(value, ref.detach())
+    only, fmax_only = mlp_loss(params, x, c1, c2, activation=m.activation, loss=loss)
+    torch.testing.assert_close(only, ref.detach())
+    torch.testing.assert_close(fmax_only, fmax)
     for g, p in zip(grads, ps):
         torch.testing.assert_close(g, p.grad)
     if loss == "extended":

@@ -47,7 +47,12 @@ from typing import Literal
 import numpy as np
 import torch
 
-from symnplm.engine.kernels import compiled_kernel, compiled_newton_kernel, compiler_available
+from symnplm.engine.kernels import (
+    compiled_kernel,
+    compiled_loss_kernel,
+    compiled_newton_kernel,
+    compiler_available,
+)
 from symnplm.engine.objectives import Objective
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -419,42 +424,54 @@ def _sum_chunks(parts, u: int, n_par: int, device) -> tuple[torch.Tensor, ...]:
     return loss, grad, 0.5 * (hess + hess.transpose(1, 2)), fmax
 
 
-def _hessian_function(
-    objective: Objective, cfg: FitConfig
-) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]:
-    """(theta, units) -> (loss, gradient, Hessian, max f): compiled kernel or matrix path.
+def _newton_functions(objective: Objective, cfg: FitConfig) -> tuple[Callable, Callable]:
+    """``(theta, units) -> (loss, gradient, Hessian, max f)`` and ``-> (loss, max f)``.
 
-    The compiled kernel (:func:`.kernels.mlp1_newton_terms`) covers one-hidden-layer
-    MLPs; it is used with ``backend="compiled"``, or with ``"auto"`` from 10^9
-    event-iterations (its compilation takes up to a minute). Event chunks have one
-    fixed length (the last is zero-padded: zero weights add exactly nothing), so the
-    kernel compiles once per fit whatever the number of units still running.
+    Compiled kernels (:func:`.kernels.mlp1_newton_terms`, :func:`.kernels.mlp_loss`)
+    serve one-hidden-layer MLPs with ``backend="compiled"``, or with ``"auto"`` from
+    10^9 event-iterations (compilation takes up to a minute); otherwise the matrix
+    path of the objective. Event chunks have one fixed length (the last is
+    zero-padded: zero weights add exactly nothing), so each kernel compiles once per
+    fit whatever the number of units still running.
     """
     work = float(objective.n_events) * objective.n_units * cfg.max_iter
     kind = _compiled_loss(objective, cfg, work, 1e9)
     if kind is None or len(objective.shapes) != 4:
-        return lambda theta, units: _loss_grad_hessian(objective, theta, units, cfg)
-    kernel = compiled_newton_kernel(objective.model.activation, kind, cfg.hessian == "exact")
-    size = max(1, cfg.max_chunk_elements // (4 * objective.n_units))
-    size = min(size, objective.n_events)
+        return (
+            lambda theta, units: _loss_grad_hessian(objective, theta, units, cfg),
+            lambda theta, units: _loss_only(objective, theta, units, cfg),
+        )
+    activation = objective.model.activation
+    newton_kernel = compiled_newton_kernel(activation, kind, cfg.hessian == "exact")
+    loss_kernel = compiled_loss_kernel(activation, kind)
+    size = min(max(1, cfg.max_chunk_elements // (4 * objective.n_units)), objective.n_events)
     chunks = [slice(i, i + size) for i in range(0, objective.n_events, size)]
 
-    def fused(theta: torch.Tensor, units: torch.Tensor):
+    def padded(theta: torch.Tensor, units: torch.Tensor, kernel: Callable):
         params = _unflatten(theta.to(cfg.torch_dtype), objective.shapes)
+        for ev in chunks:
+            x, c1, c2 = objective.kernel_inputs(units, ev)
+            pad = size - c1.shape[-1]
+            if pad:
+                x = torch.nn.functional.pad(x, (0, 0, 0, pad))
+                c1 = torch.nn.functional.pad(c1, (0, pad))
+                c2 = torch.nn.functional.pad(c2, (0, pad))
+            yield kernel(params, x, c1, c2)
 
-        def parts():
-            for ev in chunks:
-                x, c1, c2 = objective.kernel_inputs(units, ev)
-                pad = size - c1.shape[-1]
-                if pad:
-                    x = torch.nn.functional.pad(x, (0, 0, 0, pad))
-                    c1 = torch.nn.functional.pad(c1, (0, pad))
-                    c2 = torch.nn.functional.pad(c2, (0, pad))
-                yield kernel(params, x, c1, c2)
+    def hessian_terms(theta: torch.Tensor, units: torch.Tensor):
+        parts = padded(theta, units, newton_kernel)
+        return _sum_chunks(parts, theta.shape[0], theta.shape[1], theta.device)
 
-        return _sum_chunks(parts(), theta.shape[0], theta.shape[1], theta.device)
+    def loss_only(theta: torch.Tensor, units: torch.Tensor):
+        loss = torch.zeros(theta.shape[0], dtype=torch.float64, device=theta.device)
+        fmax = torch.full_like(loss, -math.inf)
+        with torch.no_grad():
+            for l_c, f_c in padded(theta, units, loss_kernel):
+                loss += l_c
+                fmax = torch.maximum(fmax, f_c.to(torch.float64))
+        return loss, fmax
 
-    return fused
+    return hessian_terms, loss_only
 
 
 def _loss_only(
@@ -504,7 +521,7 @@ def _newton(
         return th
 
     theta = project(theta)
-    hessian_terms = _hessian_function(objective, cfg)
+    hessian_terms, loss_only = _newton_functions(objective, cfg)
     for it in range(cfg.max_iter + 1):
         units = torch.nonzero(~stopped).squeeze(1)
         if units.numel() == 0:
@@ -573,7 +590,7 @@ def _newton(
                 break
         trial = project(theta[units.to(dev)] + step.to(dev))
         step = (trial - theta[units.to(dev)]).cpu()
-        L_trial, _ = _loss_only(objective, trial, units.to(dev), cfg)
+        L_trial, _ = loss_only(trial, units.to(dev))
         L_trial = L_trial.cpu()
         passes += 1
         predicted = -((g * step).sum(1) + 0.5 * torch.einsum("ui,uij,uj->u", step, H, step))

@@ -71,6 +71,46 @@ def _loss_derivatives(
     return terms, 2 * (c2 * sp - c1 * sm), 4 * (c1 + c2) * sp * sm, fmax
 
 
+def _forward(
+    params: Sequence[torch.Tensor], x: torch.Tensor, activation: str
+) -> tuple[torch.Tensor, list[list[torch.Tensor]], list[list[torch.Tensor]]]:
+    """f ``(U, N)``, and every layer's inputs and pre-activations, neuron by neuron."""
+    shared = x.dim() == 2
+    # one (1, N) or (U, N) tensor per input feature
+    h = [x[:, i][None, :] if shared else x[:, :, i] for i in range(x.shape[-1])]
+    n_layers = len(params) // 2
+    inputs, pre = [], []
+    for layer in range(n_layers):
+        w, b = params[2 * layer], params[2 * layer + 1]
+        z = []
+        for j in range(w.shape[1]):
+            acc = b[:, j : j + 1]
+            for i, hi in enumerate(h):
+                acc = acc + w[:, j, i : i + 1] * hi
+            z.append(acc)
+        inputs.append(h)
+        pre.append(z)
+        h = [_activation(activation, zj) for zj in z] if layer < n_layers - 1 else z
+    return h[0], inputs, pre
+
+
+def mlp_loss(
+    params: Sequence[torch.Tensor],
+    x: torch.Tensor,
+    c1: torch.Tensor,
+    c2: torch.Tensor,
+    *,
+    activation: str,
+    loss: str,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss per unit (float64) and max f over data events; arguments as :func:`mlp_loss_and_grad`.
+
+    Newton's trial steps need only this: compiled, it is one pass over the events.
+    """
+    terms, _, _, fmax = _loss_derivatives(_forward(params, x, activation)[0], c1, c2, loss)
+    return terms.sum(-1, dtype=torch.float64), fmax
+
+
 def mlp_loss_and_grad(
     params: Sequence[torch.Tensor],
     x: torch.Tensor,
@@ -96,22 +136,7 @@ def mlp_loss_and_grad(
         Hidden activation and loss family.
     """
     n_layers = len(params) // 2
-    shared = x.dim() == 2
-    # one (1, N) or (U, N) tensor per input feature
-    h = [x[:, i][None, :] if shared else x[:, :, i] for i in range(x.shape[-1])]
-    inputs, pre = [], []
-    for layer in range(n_layers):
-        w, b = params[2 * layer], params[2 * layer + 1]
-        z = []
-        for j in range(w.shape[1]):
-            acc = b[:, j : j + 1]
-            for i, hi in enumerate(h):
-                acc = acc + w[:, j, i : i + 1] * hi
-            z.append(acc)
-        inputs.append(h)
-        pre.append(z)
-        h = [_activation(activation, zj) for zj in z] if layer < n_layers - 1 else z
-    f = h[0]
+    f, inputs, pre = _forward(params, x, activation)
     terms, r, _, fmax = _loss_derivatives(f, c1, c2, loss)
     total = terms.sum(-1, dtype=torch.float64)
     grads: list[torch.Tensor] = [torch.empty(0)] * len(params)
@@ -154,22 +179,11 @@ def mlp1_newton_terms(
     v_a σ''_a u uᵀ on (w_a, c_a) and σ'_a u between (w_a, c_a) and v_a, u = (x, 1).
     Arguments as in :func:`mlp_loss_and_grad`.
     """
-    w1, b1, w2, b2 = params
+    w1, _, w2, _ = params
     n_hidden, d = w1.shape[1], w1.shape[2]
-    shared = x.dim() == 2
-    xs = [x[:, j][None, :] if shared else x[:, :, j] for j in range(d)]
-    act, slope, curv = [], [], []
-    f = b2[:, 0:1]
-    for a in range(n_hidden):
-        z = b1[:, a : a + 1]
-        for j in range(d):
-            z = z + w1[:, a, j : j + 1] * xs[j]
-        sa = _activation(activation, z)
-        s1 = _activation_slope(activation, z, sa)
-        act.append(sa)
-        slope.append(s1)
-        curv.append(_activation_curvature(activation, z, sa, s1))
-        f = f + w2[:, 0, a : a + 1] * sa
+    f, (xs, act), (z, _) = _forward(params, x, activation)
+    slope = [_activation_slope(activation, za, sa) for za, sa in zip(z, act)]
+    curv = [_activation_curvature(activation, *zs) for zs in zip(z, act, slope)]
     terms, r, q, fmax = _loss_derivatives(f, c1, c2, loss)
     # J in the flattened parameter order [W1 (H, d) row-major, b1 (H), W2 (H), b2]
     jac = []
@@ -213,6 +227,15 @@ def compiled_kernel(activation: str, loss: str) -> Callable:
         raise ValueError(f"no fused kernel for loss {loss!r}")
     fn = functools.partial(mlp_loss_and_grad, activation=activation, loss=loss)
     return torch.compile(fn, dynamic=False, fullgraph=True)
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_loss_kernel(activation: str, loss: str) -> Callable:
+    """:func:`mlp_loss`, compiled with dynamic shapes (for Newton's trial steps)."""
+    if loss not in LOSSES:
+        raise ValueError(f"no fused kernel for loss {loss!r}")
+    fn = functools.partial(mlp_loss, activation=activation, loss=loss)
+    return torch.compile(fn, dynamic=True, fullgraph=True)
 
 
 @functools.lru_cache(maxsize=64)
