@@ -271,6 +271,13 @@ def count(text: str) -> int:
     return int(value)
 
 
+def new_parser(doc: str | None) -> argparse.ArgumentParser:
+    """An argument parser whose help is the script's docstring, as written."""
+    return argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Options every script shares: threads, seed, output tag and directory."""
     parser.add_argument(
@@ -336,4 +343,5 @@ def write_result(
         **payload,
     }
     write_json(path, body)
+    print(f"wrote {path}")
     return path

@@ -42,6 +42,7 @@ from benchmarks._common import (
     default_architecture,
     describe_machine,
     machine_info,
+    new_parser,
     print_table,
     set_threads,
     timed,
@@ -200,17 +201,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rows,
     )
     name = f"calibration_{a.dim}d_{cfg.optimizer}"
-    path = write_result(name, payload, args, machine)
-    if path:
-        print(f"wrote {path}")
+    write_result(name, payload, args, machine)
     return payload
 
 
 def parser() -> argparse.ArgumentParser:
     """Command-line options (defaults: the issue-6 1D LFUV configuration with Newton)."""
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = new_parser(__doc__)
     p.add_argument("--dim", type=int, default=1, help="toy dimension (1: exponential toy)")
     p.add_argument("--events", type=count, default=220_000, help="expected events in A ∪ B")
     p.add_argument("--sample-a", default=None, help="parquet file of sample A (e-mu)")

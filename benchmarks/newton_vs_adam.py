@@ -33,6 +33,7 @@ from benchmarks._common import (
     count,
     describe_machine,
     machine_info,
+    new_parser,
     set_threads,
     write_result,
 )
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
     }
     figure(payload, args)
-    path = write_result("newton_vs_adam", payload, args, machine)
+    write_result("newton_vs_adam", payload, args, machine)
     print(describe_machine(machine))
     for name in ("newton", "adam"):
         s = payload[name]
@@ -128,8 +129,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"t_newton - t_adam: median {d['median']:.2f}, Newton higher in "
         f"{100 * d['fraction_newton_higher']:.0f} % (Spearman {d['spearman']:.2f})"
     )
-    if path:
-        print(f"wrote {path}")
     return payload
 
 
@@ -177,9 +176,7 @@ def figure(payload: dict[str, Any], args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     """Command-line options (defaults: the issue-6 study)."""
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = new_parser(__doc__)
     p.add_argument("--events", type=count, default=10_000, help="events in A ∪ B")
     p.add_argument("--permutations", type=count, default=100)
     p.add_argument("--epochs", type=count, default=500_000, help="Adam epochs")

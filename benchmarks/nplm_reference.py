@@ -37,6 +37,7 @@ from benchmarks._common import (
     add_common_arguments,
     count,
     emit_worker_result,
+    new_parser,
     print_table,
     run_worker,
 )
@@ -148,17 +149,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
     out = {"n_events": problem.n_events, "epochs": args.epochs, "torch": torch.__version__,
            "results": results}  # fmt: skip
-    written = write_result("nplm_reference", out, args, machine)
-    if written:
-        print(f"wrote {written}")
+    write_result("nplm_reference", out, args, machine)
     return out
 
 
 def parser() -> argparse.ArgumentParser:
     """Command-line options."""
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = new_parser(__doc__)
     p.add_argument("--events", type=count, default=100_000, help="events in A ∪ B")
     p.add_argument("--epochs", type=count, default=2000)
     p.add_argument("--replicas", type=count, default=64, help="R of the batched symnplm run")

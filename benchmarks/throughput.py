@@ -56,6 +56,7 @@ from benchmarks._common import (
     fmt,
     machine_info,
     median,
+    new_parser,
     print_table,
     run_worker,
     set_threads,
@@ -384,17 +385,13 @@ def run_grid(args: argparse.Namespace) -> dict[str, Any]:
         "threads": threads,
         "cells": cells,
     }
-    path = write_result("throughput", payload, args, machine)
-    if path:
-        print(f"wrote {path}")
+    write_result("throughput", payload, args, machine)
     return payload
 
 
 def parser() -> argparse.ArgumentParser:
     """Command-line options (defaults: the full grid of issue 6)."""
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = new_parser(__doc__)
     p.add_argument("--dims", type=int, nargs="+", default=[1, 5], help="1: 1-4-1, 5: 5-5-5-5-1")
     p.add_argument("--events", type=count, nargs="+", default=[10_000, 50_000, 220_000])
     p.add_argument("--replicas", type=count, nargs="+", default=[1, 16, 64, 256])

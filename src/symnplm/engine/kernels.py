@@ -220,31 +220,30 @@ def mlp1_newton_terms(
     return terms.sum(-1, dtype=torch.float64), fmax, grad, torch.stack(rows, dim=1)
 
 
-@functools.lru_cache(maxsize=64)
-def compiled_kernel(activation: str, loss: str) -> Callable:
-    """The fused kernel, compiled once per (activation, loss) and input shapes."""
+def _compile(fn: Callable, loss: str, dynamic: bool, **options) -> Callable:
     if loss not in LOSSES:
         raise ValueError(f"no fused kernel for loss {loss!r}")
-    fn = functools.partial(mlp_loss_and_grad, activation=activation, loss=loss)
-    return torch.compile(fn, dynamic=False, fullgraph=True)
+    return torch.compile(
+        functools.partial(fn, loss=loss, **options), dynamic=dynamic, fullgraph=True
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_kernel(activation: str, loss: str) -> Callable:
+    """:func:`mlp_loss_and_grad`, compiled once per (activation, loss) and input shapes."""
+    return _compile(mlp_loss_and_grad, loss, False, activation=activation)
 
 
 @functools.lru_cache(maxsize=64)
 def compiled_loss_kernel(activation: str, loss: str) -> Callable:
     """:func:`mlp_loss`, compiled with dynamic shapes (for Newton's trial steps)."""
-    if loss not in LOSSES:
-        raise ValueError(f"no fused kernel for loss {loss!r}")
-    fn = functools.partial(mlp_loss, activation=activation, loss=loss)
-    return torch.compile(fn, dynamic=True, fullgraph=True)
+    return _compile(mlp_loss, loss, True, activation=activation)
 
 
 @functools.lru_cache(maxsize=64)
 def compiled_newton_kernel(activation: str, loss: str, exact: bool) -> Callable:
     """:func:`mlp1_newton_terms`, compiled with dynamic shapes (units drop out as they converge)."""
-    if loss not in LOSSES:
-        raise ValueError(f"no fused kernel for loss {loss!r}")
-    fn = functools.partial(mlp1_newton_terms, activation=activation, loss=loss, exact=exact)
-    return torch.compile(fn, dynamic=True, fullgraph=True)
+    return _compile(mlp1_newton_terms, loss, True, activation=activation, exact=exact)
 
 
 @functools.lru_cache(maxsize=1)
