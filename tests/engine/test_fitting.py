@@ -7,6 +7,7 @@ import torch
 from symnplm.engine import (
     MLP,
     BinwiseFunction,
+    CrossEntropyObjective,
     ExtendedLikelihoodObjective,
     FitConfig,
     fit,
@@ -157,3 +158,27 @@ def test_cuda_matches_cpu():
         FitConfig(epochs=200, dtype="float64", device="cuda"),
     )
     np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-6)
+
+
+def test_newton_stall_rule_is_on_the_scale_of_t():
+    """Cross-entropy losses are ~ n log 2: the stall rule must judge gains on the scale of t.
+
+    Over its last ``patience`` iterations a stopped fit gained less than 0.01 in t;
+    judged relative to |L| it could stop while gaining a few units of t.
+    """
+    rng = np.random.default_rng(4)
+    n = 20_000
+    x = torch.tensor(rng.exponential(size=(n, 1)), dtype=torch.float32)
+    wa = torch.tensor(rng.random((8, n)) < 0.5, dtype=torch.float32)
+    obj = CrossEntropyObjective(MLP((1, 4, 1)), x, wa, 1 - wa)
+    params = MLP((1, 4, 1)).init(list(range(8)))
+    for p in params[2:]:
+        p.zero_()  # δ ≡ 0 at the start, as CrossEntropyTest does
+    cfg = FitConfig(optimizer="newton", max_iter=100, record_every=1)
+    res = fit(obj, params, cfg)
+    t = 2 * (obj.reference_loss().numpy() - res.history_loss)
+    stopped = res.steps < cfg.max_iter
+    assert stopped.any()
+    for u in np.flatnonzero(stopped):
+        last = res.steps[u]
+        assert t[last, u] - t[max(0, last - cfg.patience), u] < 0.01

@@ -75,11 +75,12 @@ class FitConfig:
     max_iter, tol, ftol, patience
         Newton stops a unit when the Newton decrement ½ gᵀH⁻¹g (the predicted
         remaining gain, loss units; t = -2 L) is below ``tol`` with a positive-definite
-        Hessian, or when its loss improved by less than ``ftol·(1 + |L|)`` over the last
-        ``patience`` iterations. The second rule matters for networks: the supremum of
-        the likelihood is often reached only asymptotically (two sigmoids with large,
-        opposite output weights sharpening a bump), so parameters drift along a flat
-        valley while t has converged.
+        Hessian, or when its loss improved by less than ``ftol·(1 + |L − L_0|)`` over
+        the last ``patience`` iterations (L_0: the objective's ``reference_loss``, the
+        null's loss, where it has one; else 0). The second rule matters for networks:
+        the supremum of the likelihood is often reached only asymptotically (two
+        sigmoids with large, opposite output weights sharpening a bump), so parameters
+        drift along a flat valley while t has converged.
     clip
         Weight clipping bound W (None = no clipping); ``clip_biases`` also clips biases.
     record_every
@@ -522,6 +523,10 @@ def _newton(
 
     theta = project(theta)
     hessian_terms, loss_only = _newton_functions(objective, cfg)
+    # progress is judged on the scale of t: the loss relative to the null's (0 for the
+    # extended likelihood, ~ n log 2 for cross-entropy)
+    reference = getattr(objective, "reference_loss", None)
+    offset = reference() if reference is not None else torch.zeros(n_units, dtype=torch.float64)
     for it in range(cfg.max_iter + 1):
         units = torch.nonzero(~stopped).squeeze(1)
         if units.numel() == 0:
@@ -556,7 +561,7 @@ def _newton(
         past[it, units] = L
         if it >= cfg.patience:
             gain = past[it - cfg.patience, units] - L
-            stalled = gain < cfg.ftol * (1 + L.abs())
+            stalled = gain < cfg.ftol * (1 + (L - offset[units]).abs())
         else:
             stalled = torch.zeros_like(pd)
         done = (pd & (dec < cfg.tol)) | stalled

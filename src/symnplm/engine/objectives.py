@@ -405,6 +405,17 @@ class CrossEntropyObjective:
         """Weight clipping of the underlying model."""
         self.model.clip_(params, bound, clip_biases)
 
+    def reference_loss(self) -> torch.Tensor:
+        """Loss of the best constant δ (the null): -Σ_{k=A,B} n_k log(n_k / n), float64.
+
+        t^δ = 2 (reference loss − loss) (Eq. 34). The fitter measures progress relative
+        to it: the loss itself is ~ n log 2, which would make a relative tolerance blind.
+        """
+        na = self.weight_a.sum(-1, dtype=torch.float64)
+        nb = self.weight_b.sum(-1, dtype=torch.float64)
+        n = na + nb
+        return -(na * torch.log(na / n) + nb * torch.log(nb / n)).cpu()
+
     def floor(self) -> torch.Tensor:
         """Cross-entropy is non-negative."""
         return torch.zeros(self.n_units, dtype=torch.float64)

@@ -620,9 +620,7 @@ class CrossEntropyTest(NetworkTest):
         )
         # δ starts at 0 so that the fit is equivariant under A <-> B (δ -> -δ).
         res = run_fit(obj, self._init(seed, replica_ids, zero_output=True), self.fit_config)
-        na, nb = batch.sum_a, batch.sum_b
-        n = na + nb
-        loss_null = -(na * np.log(na / n) + nb * np.log(nb / n))
+        loss_null = obj.reference_loss().numpy()
         t = 2 * (loss_null - res.loss)
         out = self._finish(
             res,
