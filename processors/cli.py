@@ -8,6 +8,9 @@ from pathlib import Path
 
 from symnplm.physics.selection import ELECTRON_CUTS, LeptonCuts
 
+#: pb^-1, used when neither --luminosity nor the fileset's metadata gives one
+DEFAULT_LUMINOSITY_PB = 20_000.0
+
 
 def _crack(text: str) -> tuple[float, float]:
     try:
@@ -82,8 +85,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     phys.add_argument(
         "--luminosity",
         type=float,
-        default=20_000.0,
-        help="integrated luminosity in pb^-1 (fileset xsec in pb)",
+        default=None,
+        help="integrated luminosity in pb^-1 (fileset xsec in pb); default: the fileset's "
+        f"background luminosity_fb metadata, else {DEFAULT_LUMINOSITY_PB:g}",
     )
     eff = p.add_argument_group("efficiency-ratio weights")
     eff.add_argument(
@@ -117,7 +121,7 @@ def run_command(args: argparse.Namespace) -> int:
     from symnplm.physics.efficiency import EfficiencyRatio
     from symnplm.processors.efficiency_map import measure_from_output
     from symnplm.processors.emu import EMuProcessor
-    from symnplm.processors.inputs import InputError
+    from symnplm.processors.inputs import InputError, background_luminosity_fb, load_fileset
     from symnplm.processors.runner import process_fileset
 
     console = Console(stderr=True, soft_wrap=True)  # messages with paths stay whole
@@ -130,6 +134,11 @@ def run_command(args: argparse.Namespace) -> int:
             if args.efficiency_map
             else None
         )
+        luminosity = args.luminosity
+        if luminosity is None:
+            # the fileset's own luminosity: simulation then carries weights ~1, as data would
+            lumi_fb = background_luminosity_fb(load_fileset(args.fileset))
+            luminosity = DEFAULT_LUMINOSITY_PB if lumi_fb is None else 1000.0 * lumi_fb
         proc = EMuProcessor(
             electron=electron,
             charge=args.charge,
@@ -137,7 +146,7 @@ def run_command(args: argparse.Namespace) -> int:
             norm_nus=args.norm_nu,
             collinear_form=args.collinear_form,
             efficiency=efficiency,
-            luminosity=args.luminosity,
+            luminosity=luminosity,
         )
         report = process_fileset(
             args.fileset,

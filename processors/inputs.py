@@ -128,6 +128,33 @@ def is_mc(metadata: Mapping[str, Any]) -> bool:
     return "xsec" in metadata
 
 
+def is_signal(metadata: Mapping[str, Any]) -> bool:
+    """Signal simulation: ``is_signal`` true or an ``lfv_branching_ratio`` recorded."""
+    return bool(metadata.get("is_signal")) or metadata.get("lfv_branching_ratio") is not None
+
+
+def background_luminosity_fb(fileset: Mapping[str, Mapping[str, Any]]) -> float | None:
+    """The ``luminosity_fb`` shared by the non-signal datasets of a fileset, or ``None``.
+
+    Generated filesets record the luminosity each sample corresponds to; signal is
+    often generated at a higher equivalent luminosity, so the background's is the
+    luminosity of the (pseudo-)data. Different background values are an error.
+    """
+    values = {
+        float(entry["metadata"]["luminosity_fb"])
+        for entry in fileset.values()
+        if isinstance(entry, Mapping)
+        and not is_signal(entry.get("metadata", {}))
+        and entry.get("metadata", {}).get("luminosity_fb")
+    }
+    if len(values) > 1:
+        raise InputError(
+            f"background datasets record different luminosity_fb {sorted(values)}; "
+            "give the luminosity explicitly"
+        )
+    return values.pop() if values else None
+
+
 def check_file(path: str, tree: str, branches: Iterable[str]) -> tuple[int, str | None]:
     """Open ``path`` and check ``tree`` and ``branches``; returns (entries, problem or None)."""
     if "://" not in path and not Path(path).exists():

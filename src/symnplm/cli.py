@@ -20,6 +20,9 @@ SUBCOMMANDS: dict[str, str] = {
     "test": "symnplm.inference.cli:add_parser",
     "generate": "symnplm.generation.cli:add_parser",
     "process": "symnplm.processors.cli:add_parser",
+    "plot": "symnplm.commands:add_plot_parser",
+    "demo": "symnplm.commands:add_demo_parser",
+    "sensitivity": "symnplm.commands:add_sensitivity_parser",
 }
 
 

@@ -86,3 +86,19 @@ def test_process_command_reports_bad_input(tmp_path, capsys):
     assert "missing.json: no such fileset file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         parser().parse_args(["process", "fs.json", "-o", "x", "--electron-crack", "1.4"])
+
+
+def test_default_luminosity_is_the_filesets(tmp_path):
+    """Without --luminosity, simulation is normalised to the fileset's luminosity_fb."""
+    events = [
+        Event([Lepton(50.0, 0.2, 0.0, 1)], [Lepton(30.0, 1.5, 2.0, -1, ident=1)], (25.0, 1.0)),
+        Event([Lepton(25.0, 1.8, 1.0, -1)], [Lepton(45.0, 0.3, -2.0, 1, ident=1)], (15.0, 0.0)),
+    ]
+    path = write_nanoaod(tmp_path / "mc.root", events)  # genWeight 1, Σw = 2
+    meta = {"xsec": 0.4, "luminosity_fb": 5.0, "is_signal": False}
+    fileset = write_fileset(tmp_path / "fs.json", {"bkg": {"files": [path], "metadata": meta}})
+    assert run(str(fileset), "-o", str(tmp_path / "out"), "--quiet", "--scale-nu", "--norm-nu") == 0
+    assert read_manifest(tmp_path / "out")["config"]["luminosity_pb"] == 5000.0
+    # weight = genWeight · xsec · L / Σw = 0.4 pb · 5000 pb⁻¹ / 2 = 1000
+    sample = load_sample(tmp_path / "out", "bkg", "emu")
+    assert sample.weights[0] == pytest.approx(1000.0)

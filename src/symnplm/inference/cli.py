@@ -1,9 +1,16 @@
 """``symnplm test`` / ``python -m symnplm.inference``: run one calibrated two-sample test.
 
-Samples come from the toy model of 2401.09530 (``--toy``, the default) or from
-parquet files written by the processors (``--a FILE --b FILE``). The result
-directory holds ``result.json`` (t, p, Z, dof, seed, configuration, versions) and
-``arrays.npz`` (fitted functions, training history, null distribution).
+Samples come from the output of ``symnplm process`` (``--input DIR``, categories
+``emu`` and ``mue`` of all background datasets by default), from two parquet files
+(``--a FILE --b FILE``) or from the toy model of 2401.09530 (neither). A run can be
+described in a YAML or TOML file (``--config run.yaml``, see :mod:`symnplm.config`);
+flags given on the command line override the file's keys.
+
+With ``--output DIR`` the result directory holds ``run.json`` (t, p, Z, dof,
+configuration, seed, versions, timing), ``config.yaml``, ``result.json`` +
+``arrays.npz`` (fitted functions, null distribution), ``hists.pkl`` (hist objects)
+and, for permutations/toys, ``campaign/`` (one file per finished batch: rerunning
+the same command resumes an interrupted campaign).
 """
 
 from __future__ import annotations
@@ -12,27 +19,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from symnplm.engine import FitConfig
-from symnplm.inference.calculators import METHODS, calibrate
+from symnplm.inference.calculators import METHODS
 from symnplm.inference.results import CalibrationResult
-from symnplm.inference.test_statistics import (
-    BinnedTest,
-    CrossEntropyTest,
-    NPLMTest,
-    SymmetrizedTest,
-    TwoSampleTest,
-    quantile_edges,
-)
-from symnplm.samples import Sample
-from symnplm.toymodels import ToyModel
 
 
-def _architecture(text: str) -> tuple[int, ...]:
+def _architecture(text: str) -> list[int]:
     try:
-        arch = tuple(int(v) for v in text.replace("-", ",").split(","))
+        arch = [int(v) for v in text.replace("-", ",").split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"architecture must look like 1,4,1, got {text!r}"
@@ -57,84 +52,123 @@ def _calibration(text: str) -> tuple[str, int | None]:
     return name, n
 
 
+#: command-line destination -> dotted key of the run description (symnplm.config)
+FLAG_KEYS: dict[str, str] = {
+    "input": "input",
+    "a": "a.path",
+    "b": "b.path",
+    "a_category": "a.category",
+    "b_category": "b.category",
+    "a_datasets": "a.datasets",
+    "b_datasets": "b.datasets",
+    "a_variation": "a.variation",
+    "b_variation": "b.variation",
+    "features": "features",
+    "unweight": "unweight",
+    "luminosity_fb": "luminosity_fb",
+    "inject_br": "inject.branching_ratio",
+    "inject_datasets": "inject.datasets",
+    "n_a": "toy.n_a",
+    "n_b": "toy.n_b",
+    "signal": "toy.signal",
+    "n_signal": "toy.n_signal",
+    "statistic": "statistic.method",
+    "architecture": "statistic.architecture",
+    "bins": "statistic.bins",
+    "optimizer": "statistic.optimizer",
+    "epochs": "statistic.epochs",
+    "max_iter": "statistic.max_iter",
+    "clip": "statistic.clip",
+    "record_every": "statistic.record_every",
+    "dtype": "statistic.dtype",
+    "device": "statistic.device",
+    "batch_size": "calibration.batch_size",
+    "workers": "calibration.workers",
+    "scheduler": "calibration.scheduler",
+    "seed": "seed",
+    "output": "output",
+}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Options shared by ``symnplm test`` and ``python -m symnplm.inference``."""
-    src = p.add_argument_group("samples (default: the toy model b0 = e^-x, Eq. 25)")
-    src.add_argument("--a", type=Path, help="parquet file of sample A (from `symnplm process`)")
-    src.add_argument("--b", type=Path, help="parquet file of sample B")
+    """Options of ``symnplm test`` (every default lives in :class:`symnplm.config.RunConfig`)."""
+    # flags not given stay absent, so that a --config file's value is not overridden
+    p.argument_default = argparse.SUPPRESS
+    p.add_argument("--config", type=Path, help="run description (.yaml/.yml/.toml)")
+    src = p.add_argument_group("samples")
+    src.add_argument("--input", help="output directory of `symnplm process`")
+    for s, cat in (("a", "emu"), ("b", "mue")):
+        S = s.upper()
+        src.add_argument(f"--{s}-category", help=f"category of sample {S} (default {cat})")
+        src.add_argument(
+            f"--{s}-datasets", nargs="+", help=f"datasets summed into {S} (default: all background)"
+        )
+        src.add_argument(f"--{s}-variation", help=f"variation of {S} (default nominal)")
+    src.add_argument("--a", help="parquet file of sample A (instead of --input)")
+    src.add_argument("--b", help="parquet file of sample B")
     src.add_argument(
-        "--features", nargs="+", help="feature columns of the parquet files (default: all)"
+        "--features",
+        nargs="+",
+        help="feature columns, or m_coll / 5d (pt_lead eta_lead pt_sublead eta_sublead dphi)",
     )
     src.add_argument(
-        "--n-a", type=float, default=2000, help="toy: expected events in A (default 2000)"
+        "--unweight",
+        choices=["none", "poisson", "accept-reject"],
+        help="turn simulation into unit-weight pseudo-data (seeded by --seed)",
     )
     src.add_argument(
-        "--n-b", type=float, default=2000, help="toy: expected events in B (default 2000)"
+        "--luminosity-fb", type=float, help="rescale simulation (default: the fileset's)"
     )
+    src.add_argument("--inject-br", type=float, help="add LFV signal with this branching ratio")
     src.add_argument(
-        "--signal", choices=["S1", "S2", "S3"], help="toy: signal added to A (Eqs. 26-28)"
+        "--inject-datasets", nargs="+", help="signal datasets (default ggh_htaue vbfh_htaue)"
     )
-    src.add_argument("--n-signal", type=float, default=0.0, help="toy: expected signal events in A")
+    toy = p.add_argument_group("toy model (no --input, --a, --b): b0 = e^-x, Eq. 25")
+    toy.add_argument("--n-a", type=float, help="expected events in A (default 2000)")
+    toy.add_argument("--n-b", type=float, help="expected events in B (default 2000)")
+    toy.add_argument("--signal", choices=["S1", "S2", "S3"], help="signal added to A (Eqs. 26-28)")
+    toy.add_argument("--n-signal", type=float, help="expected signal events in A")
     st = p.add_argument_group("statistic")
-    st.add_argument(
-        "--statistic",
-        choices=["symmetrized", "nplm", "crossentropy", "binned"],
-        default="symmetrized",
-    )
-    st.add_argument(
-        "--architecture", type=_architecture, default=None, help="e.g. 1,4,1 (default: d,4,1)"
-    )
-    st.add_argument("--bins", type=int, default=20, help="binned: number of quantile bins")
-    st.add_argument("--optimizer", choices=["adam", "newton"], default="newton")
-    st.add_argument("--epochs", type=int, default=20_000, help="Adam epochs (paper: 500000)")
-    st.add_argument("--max-iter", type=int, default=200, help="Newton iterations cap")
-    st.add_argument(
-        "--clip", type=float, default=None, help="weight clipping bound (NPLM convention: 9)"
-    )
-    st.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    st.add_argument("--device", default="cpu")
+    st.add_argument("--statistic", choices=["symmetrized", "nplm", "crossentropy", "binned"])
+    st.add_argument("--architecture", type=_architecture, help="e.g. 1,4,1 (default: d,4,1)")
+    st.add_argument("--bins", type=int, help="binned: number of quantile bins (default 20)")
+    st.add_argument("--optimizer", choices=["adam", "newton"], help="default newton")
+    st.add_argument("--epochs", type=int, help="Adam epochs (paper: 500000)")
+    st.add_argument("--max-iter", type=int, help="Newton iterations cap (default 200)")
+    st.add_argument("--clip", type=float, help="weight clipping bound (NPLM convention: 9)")
+    st.add_argument("--record-every", type=int, help="record t every N epochs/iterations")
+    st.add_argument("--dtype", choices=["float32", "float64"])
+    st.add_argument("--device", help="torch device (default cpu)")
     cal = p.add_argument_group("calibration")
     cal.add_argument(
         "--calibration",
         type=_calibration,
-        default=("asymptotic", None),
+        default=argparse.SUPPRESS,
         help="asymptotic | permutations:N | toys:N",
     )
-    cal.add_argument("--seed", type=int, default=0)
-    cal.add_argument(
-        "--output", type=Path, help="write result.json + arrays.npz into this directory"
-    )
+    cal.add_argument("--batch-size", type=int, help="replicas per batch (one file each)")
+    cal.add_argument("--workers", type=int, help="local dask workers (default 1)")
+    cal.add_argument("--scheduler", help="address of a running dask scheduler")
+    cal.add_argument("--seed", type=int, help="seed of everything random (default 0)")
+    cal.add_argument("--output", help="result directory")
+    cal.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def build_test(args: argparse.Namespace, dim: int, a: Sample, b: Sample) -> TwoSampleTest:
-    """The statistic described by the command-line options."""
-    if args.statistic == "binned":
-        return BinnedTest(quantile_edges(Sample.concatenate([a, b]), args.bins))
-    fit = FitConfig(
-        optimizer=args.optimizer,
-        epochs=args.epochs,
-        max_iter=args.max_iter,
-        clip=args.clip,
-        dtype=args.dtype,
-        device=args.device,
-    )
-    arch = args.architecture or (dim, 4, 1)
-    cls = {"symmetrized": SymmetrizedTest, "nplm": NPLMTest, "crossentropy": CrossEntropyTest}[
-        args.statistic
-    ]
-    return cls(arch, fit=fit)
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~symnplm.config.RunConfig` of ``--config`` overridden by the flags given."""
+    from symnplm import config as C
 
-
-def load_samples(args: argparse.Namespace) -> tuple[Sample, Sample]:
-    """A and B from parquet files, or drawn from the toy model with ``args.seed``."""
-    if (args.a is None) != (args.b is None):
-        raise ValueError("give both --a and --b, or neither (toy model)")
-    if args.a is not None:
-        return Sample.from_parquet(args.a, args.features, "A"), Sample.from_parquet(
-            args.b, args.features, "B"
-        )
-    model = ToyModel(args.n_a, args.n_b, args.signal, args.n_signal)
-    return model(np.random.default_rng(args.seed))
+    base = C.read_dict(args.config) if getattr(args, "config", None) else {}
+    flags = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items() if hasattr(args, dest)}
+    if "features" in flags and len(flags["features"]) == 1:
+        flags["features"] = flags["features"][0]  # an alias such as "5d"
+    if hasattr(args, "calibration"):
+        flags["calibration.method"], flags["calibration.n"] = args.calibration
+    try:
+        return C.from_dict(C.merge(base, flags))
+    except C.ConfigError as err:
+        where = f"{args.config} (with command-line flags)" if getattr(args, "config", None) else ""
+        raise C.ConfigError(f"{where + ': ' if where else ''}{err}") from None
 
 
 def summary_line(result: CalibrationResult) -> str:
@@ -149,19 +183,31 @@ def summary_line(result: CalibrationResult) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the test described by ``args`` and print the summary."""
-    a, b = load_samples(args)
-    test = build_test(args, a.dim, a, b)
-    method, n = args.calibration
-    result = calibrate(test, a, b, method=method, n=n, seed=args.seed)
+    """Run the test described by ``args``, print the summary; 2 on bad input."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from symnplm import workflow
+    from symnplm.campaign import CampaignIncomplete
+    from symnplm.progress import progress_bar
+
+    err = Console(stderr=True, soft_wrap=True)
+    try:
+        cfg = config_from_args(args)
+        with progress_bar("null replicas", disable=getattr(args, "quiet", False)) as bar:
+            outcome = workflow.run(cfg, progress=bar)
+    except (FileNotFoundError, KeyError, ValueError, CampaignIncomplete) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        err.print(f"[red]error:[/red] {escape(str(msg))}")
+        return 2
+    a, b, result = outcome.a, outcome.b, outcome.result
     print(
         f"A: {len(a)} events (Σw = {a.sum_weights:.6g}), "
         f"B: {len(b)} events (Σw = {b.sum_weights:.6g})"
     )
     print(summary_line(result))
-    if args.output is not None:
-        result.save(args.output)
-        print(f"result written to {args.output}")
+    if outcome.directory is not None:
+        print(f"result written to {outcome.directory}")
     return 0
 
 

@@ -1,0 +1,242 @@
+"""Book a test result into ``hist`` objects and write / read result directories.
+
+The histograms of a result (``hists.pkl``, a pickled ``dict[str, hist.Hist]``):
+
+``null_t``
+    t of the null replicas (permutations or toys); diverged fits land in the overflow.
+``samples/<feature>``
+    A and B (``group`` axis; ``sample`` is reserved by hist) in the feature's original
+    units (GeV, not 100 GeV).
+``fit/<feature>``
+    The fitted densities of A and B, booked from the pooled events: n_A(x) =
+    n_{A∪B}(x) σ(δ̂(x)), n_B = n_{A∪B}(x) (1 - σ(δ̂(x))) with δ̂ = log n_A/n_B as
+    estimated by the statistic (for the symmetrized test f - g + log Ñ_A/Ñ_B,
+    Eqs. 22–24, 31–33). In 5D these are projections of the 5D fit.
+``delta/<feature>``
+    The learned δ̂ averaged in bins of the feature (``Mean`` storage): where A and B
+    differ, as a profile; in 1D it is δ̂ itself.
+``functions``
+    In 1D: f, g (when fitted) and δ̂ on a grid (``function`` axis, ``Double`` storage).
+
+``run.json`` holds t, p, Z, dof, the run description, seed, versions and timing.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import hist
+import numpy as np
+from scipy import stats
+
+from symnplm.fileio import atomic_path, read_json, write_json
+from symnplm.inference.results import CalibrationResult
+from symnplm.provenance import provenance
+from symnplm.samples import Sample
+
+if TYPE_CHECKING:
+    from symnplm.config import RunConfig
+
+RUN_JSON = "run.json"
+HISTS_PKL = "hists.pkl"
+#: bins of the feature axes
+N_BINS = 40
+
+_LABELS = {
+    "m_coll": r"$m_{coll}$ [GeV]",
+    "pt_lead": r"$p_T^{lead}$ [GeV]",
+    "pt_sublead": r"$p_T^{sublead}$ [GeV]",
+    "eta_lead": r"$\eta^{lead}$",
+    "eta_sublead": r"$\eta^{sublead}$",
+    "dphi": r"$|\Delta\phi_{\ell\ell}|$",
+    "m_ll": r"$m_{e\mu}$ [GeV]",
+    "met": r"$E_T^{miss}$ [GeV]",
+}
+
+
+def feature_label(name: str) -> str:
+    """Axis label of a feature (LaTeX where known)."""
+    return _LABELS.get(name, name)
+
+
+def _scales(sample: Sample) -> np.ndarray:
+    """Factors the workflow multiplied the features by (recorded in the provenance)."""
+    factors = sample.provenance.get("feature_scale", {})
+    return np.array([float(factors.get(n, 1.0)) for n in sample.names])
+
+
+def _feature_axis(name: str, values: np.ndarray) -> hist.axis.Regular:
+    lo, hi = np.percentile(values, [0.0, 99.5])
+    if not hi > lo:
+        hi = lo + 1.0
+    return hist.axis.Regular(N_BINS, float(lo), float(hi), name=name, label=feature_label(name))
+
+
+def book_null(result: CalibrationResult, bins: int | None = None) -> hist.Hist | None:
+    """Histogram of the null t values (``None`` for an asymptotic calibration).
+
+    Default binning: about four replicas per bin, between 10 and 50 bins.
+    """
+    null = result.null
+    if null is None:
+        return None
+    bins = bins or int(np.clip(len(null) // 4, 10, 50))
+    finite = null.t[np.isfinite(null.t)]
+    # the null's own range (and χ²_dof's bulk); an observed t far beyond is marked on plots
+    top = max(float(np.max(finite)) if finite.size else 1.0, stats.chi2.ppf(0.999, result.dof))
+    low = min(0.0, float(np.min(finite))) if finite.size else 0.0
+    h = hist.Hist(hist.axis.Regular(bins, low, 1.05 * top, name="t", label="t"))
+    h.fill(t=np.where(np.isfinite(null.t), null.t, np.inf))
+    return h
+
+
+def book_result(result: CalibrationResult, a: Sample, b: Sample) -> dict[str, hist.Hist]:
+    """All histograms of a result (see the module docstring)."""
+    hists: dict[str, hist.Hist] = {}
+    null_h = book_null(result)
+    if null_h is not None:
+        hists["null_t"] = null_h
+    scale = _scales(a)
+    pooled = Sample.concatenate([a, b])
+    x_orig = pooled.features / scale
+    w = pooled.weights
+    is_a = np.r_[np.ones(len(a), bool), np.zeros(len(b), bool)]
+    try:
+        fitted = result.observed.evaluate(np.array(pooled.features))  # writable copy for torch
+    except (KeyError, ValueError):  # no stored function (nothing to book)
+        fitted = None
+    for j, name in enumerate(a.names):
+        axis = _feature_axis(name, x_orig[:, j])
+        sample_axis = hist.axis.StrCategory(["A", "B"], name="group", label="sample")
+        h = hist.Hist(sample_axis, axis, storage=hist.storage.Weight())
+        h.fill(group="A", **{name: x_orig[is_a, j]}, weight=w[is_a])
+        h.fill(group="B", **{name: x_orig[~is_a, j]}, weight=w[~is_a])
+        hists[f"samples/{name}"] = h
+        if fitted is None:
+            continue
+        delta = fitted["log_ratio"]
+        share_a = 1.0 / (1.0 + np.exp(-delta))  # σ(δ̂) = n_A / (n_A + n_B)
+        hf = hist.Hist(sample_axis, axis, storage=hist.storage.Weight())
+        hf.fill(group="A", **{name: x_orig[:, j]}, weight=w * share_a)
+        hf.fill(group="B", **{name: x_orig[:, j]}, weight=w * (1.0 - share_a))
+        hists[f"fit/{name}"] = hf
+        hd = hist.Hist(axis, storage=hist.storage.Mean())
+        hd.fill(**{name: x_orig[:, j]}, sample=delta, weight=w)
+        hists[f"delta/{name}"] = hd
+    if fitted is not None and a.dim == 1:
+        hists["functions"] = book_functions(
+            result, hists[f"samples/{a.names[0]}"].axes[1], scale[0]
+        )
+    return hists
+
+
+def book_functions(result: CalibrationResult, axis: hist.axis.Regular, scale: float) -> hist.Hist:
+    """1D: the fitted functions and δ̂ at the centres of ``axis`` (original units)."""
+    grid = hist.axis.Regular(200, axis.edges[0], axis.edges[-1], name=axis.name, label=axis.label)
+    values = result.observed.evaluate(grid.centers * scale)
+    names = list(values)
+    h = hist.Hist(
+        hist.axis.StrCategory(names, name="function", label="function"),
+        grid,
+        storage=hist.storage.Double(),
+    )
+    for name in names:
+        h[name, :] = values[name]
+    return h
+
+
+# ---------------------------------------------------------------------------------------
+# result directories
+# ---------------------------------------------------------------------------------------
+def write_hists(path: str | os.PathLike[str], hists: dict[str, hist.Hist]) -> Path:
+    """Pickle a dict of histograms atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        pickle.dump(hists, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+def summary(
+    result: CalibrationResult, cfg: RunConfig, timing: dict[str, float], a: Sample, b: Sample
+) -> dict[str, Any]:
+    """The ``run.json`` payload."""
+    null = result.null
+    return {
+        "kind": "symnplm-run",
+        "statistic": result.observed.statistic,
+        "features": list(a.names),
+        "t": result.t,
+        "dof": result.dof,
+        "p_value": result.p_value,
+        "z": result.z,
+        "calibration": result.method,
+        "n_null": len(null) if null is not None else 0,
+        "null_divergent_fraction": null.divergent_fraction if null is not None else None,
+        "p_asymptotic": result.observed.p_asymptotic,
+        "z_asymptotic": result.observed.z_asymptotic,
+        "chi2_fit": result.chi2_fit.to_dict() if result.chi2_fit else None,
+        "converged": result.observed.converged,
+        "samples": {
+            key: {
+                "name": s.name,
+                "n_events": len(s),
+                "sum_weights": s.sum_weights,
+                "provenance": s.provenance,
+            }
+            for key, s in (("A", a), ("B", b))
+        },
+        "seed": cfg.seed,
+        "config": cfg.to_dict(),
+        "provenance": provenance(),
+        "timing": timing,
+    }
+
+
+def write_result(
+    directory: str | os.PathLike[str],
+    cfg: RunConfig,
+    result: CalibrationResult,
+    a: Sample,
+    b: Sample,
+    timing: dict[str, float],
+) -> Path:
+    """Write a result directory: the calibration, the histograms and, last, ``run.json``."""
+    directory = Path(directory)
+    result.save(directory)
+    write_hists(directory / HISTS_PKL, book_result(result, a, b))
+    # run.json last: its presence means the directory is complete
+    write_json(directory / RUN_JSON, summary(result, cfg, timing, a, b))
+    return directory
+
+
+@dataclass
+class BookedResult:
+    """A result directory read back."""
+
+    directory: Path
+    summary: dict[str, Any]
+    calibration: CalibrationResult
+    hists: dict[str, hist.Hist]
+
+    @property
+    def features(self) -> list[str]:
+        """Tested features."""
+        return list(self.summary["features"])
+
+
+def load_result(directory: str | os.PathLike[str]) -> BookedResult:
+    """Read a directory written by :func:`write_result`."""
+    directory = Path(directory)
+    if not (directory / RUN_JSON).exists():
+        raise FileNotFoundError(
+            f"{directory}: no {RUN_JSON}, so not a complete result directory "
+            "(wrong path, or the run was interrupted)"
+        )
+    meta = read_json(directory / RUN_JSON)
+    with open(directory / HISTS_PKL, "rb") as fh:
+        hists = pickle.load(fh)
+    return BookedResult(directory, meta, CalibrationResult.load(directory), hists)

@@ -1,0 +1,204 @@
+"""Parsers of ``symnplm plot`` and ``symnplm demo`` (heavy modules are imported on use)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_plot_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``symnplm plot``."""
+    p = subparsers.add_parser(
+        "plot",
+        help="figures of a result directory: null t vs chi2, fitted densities, t vs steps",
+        description=(
+            "Write the figures of a result directory of `symnplm test` (default into "
+            "RESULT/figures): the null t distribution against chi2 with the observed t, p "
+            "and Z; A and B with the fitted densities and the learned ratio (5D: one "
+            "projection per feature); null t percentiles against training steps. "
+            "--kinematics adds emu vs mue of a `symnplm process` output, per variation."
+        ),
+    )
+    p.add_argument("result", nargs="?", help="result directory written by `symnplm test`")
+    p.add_argument("-o", "--outdir", help="where figures go (default RESULT/figures)")
+    p.add_argument("--kinematics", metavar="PROCESSED", help="a `symnplm process` output")
+    p.add_argument("--variations", nargs="+", help="variations of --kinematics (default nominal)")
+    p.add_argument("--formats", nargs="+", default=["png"], help="e.g. png pdf")
+    p.set_defaults(func=run_plot)
+    return p
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    """``symnplm plot``; prints the written files, 2 on bad input."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from symnplm import plotting
+
+    console = Console(stderr=True, soft_wrap=True)
+    if args.result is None and args.kinematics is None:
+        console.print("[red]error:[/red] give a RESULT directory and/or --kinematics PROCESSED")
+        return 2
+    paths: list[Path] = []
+    try:
+        if args.result is not None:
+            paths += plotting.plot_result(args.result, args.outdir, args.formats)
+        if args.kinematics is not None:
+            default = Path(args.result) / "figures" if args.result else Path("figures")
+            paths += plotting.plot_kinematics(
+                args.kinematics,
+                Path(args.outdir) if args.outdir else default,
+                variations=args.variations,
+                formats=args.formats,
+            )
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        console.print(f"[red]error:[/red] {escape(str(msg))}")
+        return 2
+    for path in paths:
+        print(path)
+    return 0
+
+
+def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``symnplm demo``."""
+    from symnplm.demo import DemoSettings
+
+    d = DemoSettings()
+    p = subparsers.add_parser(
+        "demo",
+        help="process the demo dataset and test emu vs mue (m_coll and 5D), with figures",
+        description=(
+            "The chain on the embedded demo dataset: coffea processing, Poisson "
+            "pseudo-data, symmetrized test of emu vs mue on m_coll and on the five "
+            "two-body features, permutation calibration on a local dask cluster, result "
+            "directories, figures and a summary table. Rerunning resumes."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("-o", "--outdir", type=Path, default=d.outdir)
+    p.add_argument("--fileset", type=Path, help="default: datasets/demo/fileset.json")
+    p.add_argument("--permutations", type=int, default=d.permutations)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--max-iter", type=int, default=d.max_iter, help="Newton iterations cap")
+    p.add_argument("--workers", type=int, default=d.workers, help="local dask workers")
+    p.add_argument("--scheduler", help="address of a running dask scheduler")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--inject-br",
+        type=float,
+        default=d.inject_br,
+        help="add H->tau e signal with this branching ratio (e.g. 0.01)",
+    )
+    p.add_argument(
+        "--efficiency-correction",
+        action="store_true",
+        help="measure eps_mu/eps_e on the background and weight events by it (results in effcorr/)",
+    )
+    p.add_argument(
+        "--observables", nargs="+", choices=["m_coll", "5d"], default=list(d.observables)
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_demo)
+    return p
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """``symnplm demo``."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from symnplm.demo import DemoSettings
+    from symnplm.demo import run_demo as _run
+
+    settings = DemoSettings(
+        outdir=args.outdir,
+        fileset=args.fileset,
+        permutations=args.permutations,
+        batch_size=args.batch_size,
+        max_iter=args.max_iter,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        seed=args.seed,
+        inject_br=args.inject_br,
+        efficiency_correction=args.efficiency_correction,
+        observables=tuple(args.observables),
+        quiet=args.quiet,
+    )
+    try:
+        _run(settings)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(err))}")
+        return 2
+    return 0
+
+
+def add_sensitivity_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``symnplm sensitivity``."""
+    p = subparsers.add_parser(
+        "sensitivity",
+        help="Z vs injected LFV branching ratio from pseudo-experiments (Figs. 4, 5)",
+        description=(
+            "Signal-injection campaign: for each branching ratio, Poisson pseudo-experiments "
+            "of the expected emu and mue (signal scaled to that BR) are tested; BR = 0 is "
+            "the null. Writes OUTDIR/sensitivity.json and the figures z_vs_br, z_vs_zid. "
+            "Samples, features and statistic as in `symnplm test` (--config or flags)."
+        ),
+    )
+    from symnplm.inference.cli import add_arguments
+
+    add_arguments(p)
+    p.add_argument(
+        "--brs", type=float, nargs="+", required=True, help="branching ratios, e.g. 0.005 0.01"
+    )
+    p.add_argument("--toys", type=int, default=20, help="pseudo-experiments per BR")
+    p.add_argument("--null-toys", type=int, help="pseudo-experiments at BR = 0 (default --toys)")
+    p.set_defaults(func=run_sensitivity)
+    return p
+
+
+def run_sensitivity(args: argparse.Namespace) -> int:
+    """``symnplm sensitivity``."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from symnplm import plotting, scan
+    from symnplm.fileio import read_json
+    from symnplm.inference.cli import config_from_args
+    from symnplm.progress import progress_bar
+
+    err = Console(stderr=True, soft_wrap=True)
+    try:
+        cfg = config_from_args(args)
+        if cfg.output is None:
+            raise ValueError("give --output DIR (or output in the config file)")
+        with progress_bar("pseudo-experiments", disable=getattr(args, "quiet", False)) as bar:
+            _, points = scan.sensitivity_scan(
+                cfg,
+                args.brs,
+                args.toys,
+                n_null=args.null_toys,
+                batch_size=cfg.calibration.batch_size,
+                progress=bar,
+            )
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        err.print(f"[red]error:[/red] {escape(str(msg))}")
+        return 2
+    path = scan.write_scan(cfg.output, cfg, points)
+    plotting.plot_sensitivity(read_json(path), cfg.output)
+    table = Table(title=f"sensitivity ({cfg.output})")
+    for col in ("BR", "median t", "median Z", "median Z (chi2 fit)", "Z_id"):
+        table.add_column(col, justify="right")
+    for p in points:
+        d = p.to_dict()
+        table.add_row(
+            f"{p.branching_ratio:g}",
+            f"{d['median_t']:.2f}",
+            f"{d['z_quantiles'][1]:.2f}",
+            f"{d['z_chi2_quantiles'][1]:.2f}",
+            f"{p.z_ideal:.2f}",
+        )
+    Console().print(table)
+    return 0

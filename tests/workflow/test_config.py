@@ -1,0 +1,123 @@
+"""Run descriptions: YAML/TOML, strict validation naming the key, CLI overrides."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from symnplm import config as C
+from symnplm.cli import main
+from symnplm.physics.kinematics import TWO_BODY_FEATURES
+
+
+def test_yaml_and_toml_describe_the_same_run(tmp_path):
+    (tmp_path / "run.yaml").write_text(
+        "input: out\n"
+        "a: {category: emu, datasets: [ttbar]}\n"
+        "b: {category: mue, variation: muon_scale_up1}\n"
+        "features: 5d\n"
+        "unweight: poisson\n"
+        "statistic: {method: symmetrized, architecture: [5, 4, 1], max_iter: 30}\n"
+        "calibration: {method: permutations, n: 40, batch_size: 10}\n"
+        "seed: 7\n"
+    )
+    (tmp_path / "run.toml").write_text(
+        'input = "out"\nfeatures = "5d"\nunweight = "poisson"\nseed = 7\n'
+        '[a]\ncategory = "emu"\ndatasets = ["ttbar"]\n'
+        '[b]\ncategory = "mue"\nvariation = "muon_scale_up1"\n'
+        '[statistic]\nmethod = "symmetrized"\narchitecture = [5, 4, 1]\nmax_iter = 30\n'
+        '[calibration]\nmethod = "permutations"\nn = 40\nbatch_size = 10\n'
+    )
+    y, t = C.load(tmp_path / "run.yaml"), C.load(tmp_path / "run.toml")
+    assert y == t
+    assert y.feature_names == TWO_BODY_FEATURES
+    assert y.a.datasets == ["ttbar"] and y.b.variation == "muon_scale_up1"
+    assert y.calibration.n == 40 and y.statistic.architecture == [5, 4, 1]
+    # GeV columns enter in units of 100 GeV, angles unchanged
+    assert y.feature_scale()["pt_lead"] == 0.01 and y.feature_scale()["eta_lead"] == 1.0
+
+
+def test_dump_and_load_round_trip(tmp_path):
+    cfg = C.from_dict({"input": "x", "features": ["m_coll", "met"], "seed": 3})
+    C.dump_yaml(cfg, tmp_path / "c.yaml")
+    assert C.load(tmp_path / "c.yaml") == cfg
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("seeed: 1\n", "seeed"),
+        ("statistic: {methd: nplm}\n", "statistic.methd"),
+        ("calibration: {method: permutations, n: 10, workerz: 2}\n", "calibration.workerz"),
+    ],
+)
+def test_unknown_keys_are_rejected_with_their_name(tmp_path, text, key):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(C.ConfigError) as err:
+        C.load(path)
+    assert str(path) in str(err.value) and f"{key}: unknown key" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"seed": "one"}, "seed: expected int"),
+        ({"seed": True}, "seed: expected int"),
+        ({"statistic": {"max_iter": 2.5}}, "statistic.max_iter: expected int"),
+        ({"statistic": {"method": "lasso"}}, "statistic.method: expected"),
+        ({"statistic": {"architecture": [1, "four", 1]}}, "statistic.architecture[1]"),
+        ({"calibration": "permutations"}, "calibration: expected CalibrationSpec"),
+        ({"scale": {"m_coll": "x"}}, "scale.m_coll"),
+        ({"unweight": "yes"}, "unweight: expected"),
+    ],
+)
+def test_wrong_types_are_rejected_with_the_key(data, key):
+    with pytest.raises(C.ConfigError, match=key.replace("[", r"\[").replace("]", r"\]")):
+        C.from_dict(data)
+
+
+def test_cross_field_checks():
+    with pytest.raises(C.ConfigError, match="calibration.n"):
+        C.from_dict({"calibration": {"method": "toys"}})
+    with pytest.raises(C.ConfigError, match="a.path and b.path"):
+        C.from_dict({"a": {"path": "a.parquet"}})
+    with pytest.raises(C.ConfigError, match="scale"):
+        C.from_dict({"features": "m_coll", "scale": {"met": 1.0}})
+    # an integer is a valid float (YAML writes 20 for 20.0)
+    assert C.from_dict({"luminosity_fb": 20}).luminosity_fb == 20.0
+
+
+def test_merge_applies_dotted_overrides():
+    base = {"seed": 1, "calibration": {"method": "permutations", "n": 10}}
+    out = C.merge(base, {"calibration.n": 50, "statistic.method": "binned"})
+    assert out == {
+        "seed": 1,
+        "calibration": {"method": "permutations", "n": 50},
+        "statistic": {"method": "binned"},
+    }
+    assert base["calibration"]["n"] == 10  # not modified
+
+
+def test_cli_config_file_with_flag_overrides(tmp_path, capsys):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"toy: {{n_a: 300, n_b: 300}}\nstatistic: {{max_iter: 15}}\nseed: 4\n"
+        f"output: {tmp_path / 'from_file'}\n"
+    )
+    out = tmp_path / "from_flag"
+    assert main(["test", "--config", str(cfg), "--seed", "5", "--output", str(out), "--quiet"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["seed"] == 5  # the flag wins
+    assert run["config"]["statistic"]["max_iter"] == 15  # the file's value stays
+    assert not (tmp_path / "from_file").exists()
+    assert C.load(out / "config.yaml").seed == 5  # the result directory reruns itself
+
+
+def test_cli_reports_a_bad_config_file(tmp_path, capsys):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("[statistic]\nepoch = 10\n")
+    assert main(["test", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "run.toml" in err and "statistic.epoch" in err

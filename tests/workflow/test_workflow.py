@@ -1,0 +1,166 @@
+"""Samples from processor output (luminosity, injection, unweighting); result directories."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from symnplm import booking
+from symnplm.cli import main
+from symnplm.config import ConfigError, RunConfig, from_dict
+from symnplm.processors.inputs import InputError, background_luminosity_fb
+from symnplm.samples import Sample
+from symnplm.workflow import prepare_samples, run, unweight
+
+
+def test_poisson_unweighting_keeps_the_expected_counts():
+    rng = np.random.default_rng(0)
+    w = np.r_[np.full(20_000, 0.25), np.full(20_000, 1.6)]
+    s = Sample(np.arange(w.size, dtype=float), w, ["x"], name="mc")
+    for method in ("poisson", "accept-reject"):
+        u = unweight(s, np.random.default_rng(1), method)
+        assert not u.is_weighted
+        low = np.count_nonzero(u.features[:, 0] < 20_000)
+        # E[k] = w in both bands; 5 sigma of the Poisson count
+        assert abs(low - 5_000) < 5 * np.sqrt(5_000)
+        assert abs((len(u) - low) - 32_000) < 5 * np.sqrt(32_000)
+        assert u.provenance["unweighted"]["method"] == method
+    # accept-reject never repeats a w <= 1 event more than once
+    u = unweight(s, rng, "accept-reject")
+    _, counts = np.unique(u.features[u.features[:, 0] < 20_000, 0], return_counts=True)
+    assert counts.max() == 1
+    # the same seed gives the same pseudo-data
+    a, b = (unweight(s, np.random.default_rng(5)) for _ in range(2))
+    np.testing.assert_array_equal(a.features, b.features)
+    with pytest.raises(ValueError, match="negative weight"):
+        unweight(Sample([1.0, 2.0], [1.0, -0.5]), rng)
+
+
+def test_background_luminosity_of_a_fileset():
+    meta = lambda lumi, sig: {"metadata": {"luminosity_fb": lumi, "is_signal": sig}}  # noqa: E731
+    assert background_luminosity_fb({"a": meta(5.0, False), "s": meta(20.0, True)}) == 5.0
+    assert background_luminosity_fb({"a": {"metadata": {}}}) is None
+    with pytest.raises(InputError, match="different luminosity_fb"):
+        background_luminosity_fb({"a": meta(5.0, False), "b": meta(10.0, False)})
+
+
+def test_samples_from_processor_output(processed):
+    cfg = from_dict({"input": str(processed), "features": "m_coll"})
+    a, b = prepare_samples(cfg)
+    # background only (ttbar 400 × 1.6 + ztautau 300 × 1.0), m_coll in units of 100 GeV
+    assert len(a) == 700 and a.sum_weights == pytest.approx(940.0)
+    assert a.names == ("m_coll",) and a.features.max() < 20
+    assert a.provenance["datasets"] == ["ttbar", "ztautau"]
+
+    # luminosity rescaling: the processor normalised simulation to 5 fb^-1
+    a2, _ = prepare_samples(from_dict({"input": str(processed), "luminosity_fb": 10}))
+    assert a2.sum_weights == pytest.approx(2 * 940.0)
+
+    # injection: ggh_htaue (reference BR 0.01, weight 0.25 per event) scaled to BR 0.04
+    inj = {"input": str(processed), "inject": {"branching_ratio": 0.04, "datasets": ["ggh_htaue"]}}
+    a3, b3 = prepare_samples(from_dict(inj))
+    assert a3.sum_weights - a.sum_weights == pytest.approx(200 * 0.25 * 4)
+    assert b3.sum_weights - b.sum_weights == pytest.approx(50 * 0.25 * 4)
+
+    # pseudo-data: unit weights, seeded
+    pd = {"input": str(processed), "unweight": "poisson", "seed": 3}
+    u1, u2 = prepare_samples(from_dict(pd))[0], prepare_samples(from_dict(pd))[0]
+    assert not u1.is_weighted and abs(len(u1) - 940) < 5 * np.sqrt(940)
+    np.testing.assert_array_equal(u1.features, u2.features)
+
+    with pytest.raises(KeyError, match="no sample dataset='wz'"):
+        prepare_samples(
+            from_dict({"input": str(processed), "a": {"category": "emu", "datasets": ["wz"]}})
+        )
+    with pytest.raises(ConfigError, match="lfv_branching_ratio"):
+        prepare_samples(
+            from_dict({**inj, "inject": {"branching_ratio": 0.1, "datasets": ["ttbar"]}})
+        )
+
+
+def test_result_directory_holds_json_and_hists(processed, tmp_path, local_client):
+    cfg = RunConfig(
+        input=str(processed),
+        features=["m_coll", "met"],
+        unweight="poisson",
+        seed=2,
+        output=str(tmp_path / "res"),
+    )
+    cfg.statistic.max_iter = 15
+    cfg.calibration.method, cfg.calibration.n, cfg.calibration.batch_size = "permutations", 6, 3
+    outcome = run(cfg, client=local_client)
+    back = booking.load_result(tmp_path / "res")
+    s = back.summary
+    assert (
+        s["t"] == outcome.result.t and s["dof"] == (2 * 4 + 4) + (4 + 1) - 1
+    )  # 2-4-1 parameters - 1
+    assert s["p_value"] == outcome.result.p_value and s["n_null"] == 6
+    assert s["seed"] == 2 and s["config"]["features"] == ["m_coll", "met"]
+    assert s["provenance"]["versions"]["torch"] and s["timing"]["total_s"] > 0
+    h = back.hists
+    assert h["null_t"].sum(flow=True) == 6
+    a = outcome.a
+    for name in ("m_coll", "met"):
+        # A and B in GeV, all events (flow included)
+        assert h[f"samples/{name}"]["A", :].sum(flow=True).value == pytest.approx(a.sum_weights)
+        assert h[f"samples/{name}"].axes[1].edges[-1] > 20  # GeV, not 100 GeV
+        # fitted n_A + n_B = the pooled sample, bin by bin
+        fit = h[f"fit/{name}"]
+        both = fit["A", :].values(flow=True) + fit["B", :].values(flow=True)
+        pooled = h[f"samples/{name}"].values(flow=True).sum(axis=0)
+        np.testing.assert_allclose(both, pooled, rtol=1e-9)
+        # fitted totals: Σ_A+B w σ(δ̂) ≈ Ñ_A (the fit reproduces the normalisations)
+        assert fit["A", :].sum(flow=True).value == pytest.approx(a.sum_weights, rel=0.05)
+    assert "functions" not in h  # only in 1D
+    # run.json is written last and mirrors the calibration
+    assert json.loads((tmp_path / "res" / "run.json").read_text())["z"] == back.calibration.z
+
+
+def test_one_dimensional_functions_on_a_grid(processed, tmp_path):
+    out = tmp_path / "r1"
+    code = main(
+        [
+            "test",
+            "--input",
+            str(processed),
+            "--unweight",
+            "poisson",
+            "--max-iter",
+            "15",
+            "--output",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    back = booking.load_result(out)
+    f = back.hists["functions"]
+    x = f.axes[1].centers
+    direct = back.calibration.observed.evaluate(x / 100.0)  # the fit saw m_coll / 100 GeV
+    np.testing.assert_allclose(f["log_ratio", :].values(), direct["log_ratio"], rtol=1e-6)
+    np.testing.assert_allclose(
+        f["f", :].values() - f["g", :].values(), direct["f"] - direct["g"], rtol=1e-5, atol=1e-7
+    )
+    assert back.summary["calibration"] == "asymptotic" and "null_t" not in back.hists
+
+
+def test_injected_signal_raises_t(processed, tmp_path):
+    """H -> tau e lands in emu more than mue: the symmetrized test sees it."""
+    base = {
+        "input": str(processed),
+        "unweight": "poisson",
+        "seed": 1,
+        "statistic": {"max_iter": 40},
+    }
+    t0 = run(from_dict(base)).result.t
+    t1 = run(
+        from_dict({**base, "inject": {"branching_ratio": 0.2, "datasets": ["ggh_htaue"]}})
+    ).result.t
+    assert t1 > t0 + 20
+
+
+def test_load_result_of_an_incomplete_directory(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a complete result directory"):
+        booking.load_result(tmp_path)
