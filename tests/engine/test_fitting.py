@@ -182,3 +182,22 @@ def test_newton_stall_rule_is_on_the_scale_of_t():
     for u in np.flatnonzero(stopped):
         last = res.steps[u]
         assert t[last, u] - t[max(0, last - cfg.patience), u] < 0.01
+
+
+def test_divergence_bound_is_computed_chunk_by_chunk():
+    """max_log_ratio over event chunks equals the whole-sample formula (bounded and not)."""
+    rng = np.random.default_rng(2)
+    n, units = 40_000, 64  # chunks of 2^20 / 64 = 16384 events: three chunks
+    x = torch.tensor(rng.exponential(size=(n, 1)), dtype=torch.float32)
+    ref = torch.tensor(rng.random(n) < 0.7, dtype=torch.float32)  # NPLM: B events only
+    data = torch.tensor(rng.random((units, n)) < 0.3, dtype=torch.float32)
+    data[::2] *= ref  # even units: every data event also a reference event -> bounded
+    scale = torch.tensor(rng.uniform(0.5, 2.0, units), dtype=torch.float32)
+    obj = ExtendedLikelihoodObjective(MLP((1, 4, 1)), x, ref, scale, data)
+    c = (scale[:, None] * ref[None, :]).double()
+    expected = torch.log(data.double().sum(1) / c.where(c > 0, torch.inf).amin(1)) + 2
+    unbounded = ((c <= 0) & (data > 0)).any(1)
+    expected = torch.where(unbounded, expected, torch.inf)
+    assert unbounded[1::2].all() and not unbounded[::2].any()
+    torch.testing.assert_close(obj.max_log_ratio(), expected)
+    assert torch.equal(torch.isfinite(obj.floor()), ~unbounded)

@@ -186,10 +186,16 @@ class ExtendedLikelihoodObjective:
         """Weight clipping of the underlying model."""
         self.model.clip_(params, bound, clip_biases)
 
+    def _event_chunks(self) -> list[slice]:
+        # whole-sample set-up sums (floor, bound) in float64, a few MB at a time
+        size = max(1, (1 << 20) // self.n_units)
+        return [slice(i, i + size) for i in range(0, self.n_events, size)]
+
     def floor(self) -> torch.Tensor:
         """Event-by-event lower bound of each unit's loss (``-inf`` ⇒ the fit can diverge)."""
-        ref, beta = self.coefficients(None, slice(None))
-        return extended_likelihood_floor(ref, beta)
+        return sum(
+            extended_likelihood_floor(*self.coefficients(None, ev)) for ev in self._event_chunks()
+        )
 
     def max_log_ratio(self) -> torch.Tensor:
         """Largest f a data event can take at a stationary point, per unit (+inf if bounded).
@@ -199,14 +205,18 @@ class ExtendedLikelihoodObjective:
         the network has grown a spike between reference events: the runaway of the
         unbounded NPLM loss (Sec. II A 2). Losses with a finite floor cannot run away.
         """
-        ref, beta = self.coefficients(None, slice(None))
-        ref = torch.broadcast_to(ref, beta.shape if beta.dim() == 2 else ref.shape).to(
-            torch.float64
-        )
-        min_c = torch.where(ref > 0, ref, torch.full_like(ref, torch.inf)).amin(-1)
-        total = torch.broadcast_to(beta, ref.shape).to(torch.float64).sum(-1)
+        min_c = torch.full((self.n_units,), torch.inf, dtype=torch.float64)
+        total = torch.zeros(self.n_units, dtype=torch.float64)
+        # the floor is -inf exactly where a data event has no reference weight
+        unbounded = torch.zeros(self.n_units, dtype=torch.bool)
+        for ev in self._event_chunks():
+            ref, beta = torch.broadcast_tensors(*self.coefficients(None, ev))
+            positive = torch.where(ref > 0, ref, torch.full_like(ref, torch.inf))
+            min_c = torch.minimum(min_c, positive.amin(-1).cpu().to(torch.float64))
+            total += beta.sum(-1, dtype=torch.float64).cpu()
+            unbounded |= ((ref <= 0) & (beta > 0)).any(-1).cpu()
         bound = torch.log(total / min_c) + 2.0
-        return torch.where(torch.isfinite(self.floor()), torch.full_like(bound, torch.inf), bound)
+        return torch.where(unbounded, bound, torch.full_like(bound, torch.inf))
 
 
 @dataclass
