@@ -75,3 +75,9 @@ def extended_likelihood_floor(ref: torch.Tensor, data: torch.Tensor) -> torch.Te
     term = data - ref - log_term
     term = torch.where((ref <= 0) & (data > 0), torch.full_like(term, -torch.inf), term)
     return term.sum(dim=-1)
+
+
+def null_cross_entropy(sum_a: torch.Tensor, sum_b: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy at the best constant δ (the null of Eq. 34): -Σ_k n_k log(n_k / n)."""
+    n = sum_a + sum_b
+    return -(sum_a * torch.log(sum_a / n) + sum_b * torch.log(sum_b / n))

@@ -22,6 +22,7 @@ from symnplm.engine.losses import (
     cross_entropy_loss,
     extended_likelihood_floor,
     extended_likelihood_loss,
+    null_cross_entropy,
 )
 
 Index = torch.Tensor | None
@@ -423,8 +424,7 @@ class CrossEntropyObjective:
         """
         na = self.weight_a.sum(-1, dtype=torch.float64)
         nb = self.weight_b.sum(-1, dtype=torch.float64)
-        n = na + nb
-        return -(na * torch.log(na / n) + nb * torch.log(nb / n)).cpu()
+        return null_cross_entropy(na, nb).cpu()
 
     def floor(self) -> torch.Tensor:
         """Cross-entropy is non-negative."""

@@ -38,6 +38,7 @@ import torch
 
 from symnplm.engine import BinwiseFunction, FitConfig
 from symnplm.engine import fit as run_fit
+from symnplm.engine.losses import null_cross_entropy
 from symnplm.inference.test_statistics import BatchFit, NetworkTest, ReplicaBatch
 from symnplm.systematics.nuisances import NuisanceSet
 from symnplm.systematics.objectives import Link, NuisanceObjective
@@ -382,8 +383,7 @@ class NuisanceSymmetrizedTest(_NuisanceTest):
     ) -> BatchFit:
         """τ, Δ and t = τ - Δ for every replica (see :meth:`NuisanceNPLMTest.fit_batch`)."""
         na, nb = batch.sum_a, batch.sum_b
-        n = na + nb
-        loss_ref = -(na * np.log(na / n) + nb * np.log(nb / n))
+        loss_ref = null_cross_entropy(torch.as_tensor(na), torch.as_tensor(nb)).numpy()
         const = 0.5 * np.log(na / nb)  # z = 2f: the symmetric null
         cfg = self.delta_fit
         start = [torch.as_tensor(const[:, None], dtype=cfg.torch_dtype, device=cfg.device)]
