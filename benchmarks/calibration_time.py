@@ -218,7 +218,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=count, default=500_000, help="Adam epochs")
     p.add_argument("--max-iter", type=int, default=200, help="Newton iterations")
     p.add_argument("--hessian", choices=("exact", "gauss-newton"), default=None)
-    p.add_argument("--backend", choices=("auto", "eager", "compiled"), default="auto")
+    p.add_argument("--backend", choices=("auto", "eager", "compiled", "inductor"), default="auto")
     p.add_argument("--init", choices=("glorot", "null"), default="glorot")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--device", default="cpu")

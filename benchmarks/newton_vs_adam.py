@@ -182,7 +182,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=count, default=500_000, help="Adam epochs")
     p.add_argument("--record-every", type=count, default=5000)
     p.add_argument("--max-iter", type=int, default=300, help="Newton iterations")
-    p.add_argument("--backend", choices=("auto", "eager", "compiled"), default="auto")
+    p.add_argument("--backend", choices=("auto", "eager", "compiled", "inductor"), default="auto")
     add_common_arguments(p)
     p.set_defaults(output_dir=OUTPUT_DIR)
     return p

@@ -10,16 +10,19 @@ R fits runs
 * ``baseline`` — :mod:`benchmarks.baseline`, one fit at a time (``--baseline-fits``
   of the R fits are run sequentially and the time is scaled by R / fits: sequential
   fits of the same size take the same time each);
-* ``eager`` / ``compiled`` — ``symnplm.engine.fit`` of an ``ExtendedLikelihoodObjective``
-  with R units, ``FitConfig(optimizer="adam", backend=...)``, all R fits batched.
+* ``eager`` / ``compiled`` / ``inductor`` — ``symnplm.engine.fit`` of an
+  ``ExtendedLikelihoodObjective`` with R units, ``FitConfig(optimizer="adam",
+  backend=...)``, all R fits batched: autograd; the fastest fused kernel (native C,
+  :mod:`symnplm.engine.native`, for one-hidden-layer networks, ``torch.compile``
+  otherwise); always ``torch.compile`` of :mod:`symnplm.engine.kernels`.
 
-All three start from the same initial parameters (symnplm's Glorot initialisation),
+All of them start from the same initial parameters (symnplm's Glorot initialisation),
 in the same process, one after the other, after a warm-up; ratios are to the
 baseline. Epochs are chosen per implementation so that each timing lasts about
 ``--target-seconds``. ``compile_s`` is the first call minus a second identical call
-of the compiled backend (compilation, excluded from the throughput), by default
-with inductor's on-disk cache off (``--compile-cache`` to allow it): a cold compile. For R = 1 all
-implementations run the same epochs and the final t of the three are compared
+of the compiled / inductor backends (compilation, excluded from the throughput), by
+default with the on-disk caches off (``--compile-cache`` to allow them): a cold
+compile. For R = 1 all implementations run the same epochs and the final t of the three are compared
 (``t_*``: they do the same computation, so they agree up to float32 rounding).
 
 Peak memory (``--memory``, default on) is measured in a fresh subprocess per
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +69,7 @@ from benchmarks._common import (
     write_result,
 )
 
-IMPLEMENTATIONS = ("baseline", "eager", "compiled")
+IMPLEMENTATIONS = ("baseline", "eager", "compiled", "inductor")
 #: recompilations allowed per compiled function: every (R, N, chunk) shape of the grid
 #: is a new specialisation, and past the default of 8 dynamo silently runs eagerly.
 RECOMPILE_LIMIT = 256
@@ -183,12 +187,19 @@ def reset_compiler(cold: bool = False) -> None:
     processes), which would otherwise turn a recompilation of a graph compiled
     before, in any process, into a cache hit.
     """
+    import tempfile
+
     import torch._dynamo
     import torch._inductor.config
 
+    from symnplm.engine import native
+
     torch._dynamo.reset()
+    native._library.cache_clear()
     if cold:
         torch._inductor.config.fx_graph_cache = False
+        # and a fresh directory for the native libraries (built again, not loaded)
+        os.environ["SYMNPLM_CACHE_DIR"] = tempfile.mkdtemp(prefix="symnplm-native-")
     config = torch._dynamo.config
     for name in ("recompile_limit", "cache_size_limit"):  # renamed across torch versions
         if hasattr(config, name):
@@ -240,7 +251,7 @@ def measure_cell(
     for impl in impls:
         info: dict[str, Any] = {"fits_run": fits[impl]}
         try:
-            if impl == "compiled":
+            if impl in ("compiled", "inductor"):
                 reset_compiler(cold=not args.compile_cache)
                 _, first = runs[impl](args.warmup_epochs)
             _, warm = runs[impl](args.warmup_epochs)
@@ -248,7 +259,7 @@ def measure_cell(
             info["error"] = f"{type(err).__name__}: {err}"
             plan[impl] = info
             continue
-        if impl == "compiled":
+        if impl in ("compiled", "inductor"):
             info["compile_seconds"] = max(0.0, first - warm)
         # fit() runs one evaluation more than its epochs
         info["epochs"] = calibrate_epochs(runs[impl], warm / (args.warmup_epochs + 1), args)
@@ -338,7 +349,9 @@ COLUMNS = [
     ("eager_ratio", "eager ×", ".2f"),
     ("compiled", "compiled", ".3g"),
     ("compiled_ratio", "compiled ×", ".2f"),
-    ("compile_s", "compile s", ".1f"),
+    ("inductor", "inductor", ".3g"),
+    ("inductor_ratio", "inductor ×", ".2f"),
+    ("compile_s", "compile s c/i", ""),
     ("memory", "Δmem MiB b/e/c", ""),
     ("t_spread", "R=1 max|Δt|", ".1e"),
 ]
@@ -355,7 +368,9 @@ def table_row(cell: dict[str, Any]) -> dict[str, Any]:
         if impl != "baseline":
             row[f"{impl}_ratio"] = info.get("ratio_to_baseline")
     row["memory"] = "/".join(mem)
-    row["compile_s"] = plan.get("compiled", {}).get("compile_seconds")
+    row["compile_s"] = "/".join(
+        fmt(plan.get(impl, {}).get("compile_seconds"), ".1f") for impl in ("compiled", "inductor")
+    )
     ts = [info["t_fit0"] for info in plan.values() if "t_fit0" in info]
     if cell["replicas"] == 1 and len(ts) > 1:
         row["t_spread"] = max(ts) - min(ts)
@@ -398,8 +413,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backends",
         nargs="+",
-        choices=("eager", "compiled"),
-        default=["eager", "compiled"],
+        choices=("eager", "compiled", "inductor"),
+        default=["eager", "compiled", "inductor"],
         help="symnplm backends to time next to the baseline",
     )
     p.add_argument("--device", default="cpu", help="torch device of all implementations")

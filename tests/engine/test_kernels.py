@@ -53,7 +53,8 @@ def test_kernel_equals_autograd(arch, loss, shared):
 
 
 @pytest.mark.skipif(not compiler_available(), reason="torch.compile has no C++ compiler here")
-def test_compiled_adam_matches_eager_adam():
+@pytest.mark.parametrize("backend", ["compiled", "inductor"])
+def test_compiled_adam_matches_eager_adam(backend):
     rng = np.random.default_rng(0)
     n = 2000
     x = torch.tensor(rng.exponential(size=(n, 1)), dtype=torch.float32)
@@ -61,7 +62,7 @@ def test_compiled_adam_matches_eager_adam():
     m = MLP((1, 4, 1))
     obj = ExtendedLikelihoodObjective(m, x, torch.ones(n), labels.mean(1), labels)
     eager = fit(obj, m.init([1, 2]), FitConfig(epochs=50, backend="eager"))
-    compiled = fit(obj, m.init([1, 2]), FitConfig(epochs=50, backend="compiled"))
+    compiled = fit(obj, m.init([1, 2]), FitConfig(epochs=50, backend=backend))
     np.testing.assert_allclose(compiled.loss, eager.loss, rtol=1e-4)
 
 
@@ -102,11 +103,10 @@ def test_newton_kernel_equals_matrix_path(activation, loss, exact):
 
 
 @pytest.mark.skipif(not compiler_available(), reason="torch.compile has no C++ compiler here")
-def test_compiled_newton_follows_eager_newton():
+@pytest.mark.parametrize("backend", ["compiled", "inductor"])
+def test_compiled_newton_follows_eager_newton(backend):
     """The first Newton steps agree (a non-convex fit later amplifies rounding)."""
     m, obj = _objective("extended", "sigmoid", d=1, n=2000, dtype=torch.float32)
     eager = fit(obj, m.init([1, 2]), FitConfig(optimizer="newton", max_iter=3, backend="eager"))
-    compiled = fit(
-        obj, m.init([1, 2]), FitConfig(optimizer="newton", max_iter=3, backend="compiled")
-    )
+    compiled = fit(obj, m.init([1, 2]), FitConfig(optimizer="newton", max_iter=3, backend=backend))
     np.testing.assert_allclose(compiled.loss, eager.loss, rtol=1e-5)

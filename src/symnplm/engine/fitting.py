@@ -38,6 +38,7 @@ reported with t = +inf by the test statistics, never NaN.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -53,9 +54,11 @@ from symnplm.engine.kernels import (
     compiled_newton_kernel,
     compiler_available,
 )
+from symnplm.engine.native import MLP1Kernels, native_kernels
 from symnplm.engine.objectives import Objective
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+BACKENDS = ("auto", "eager", "compiled", "inductor")
 
 
 @dataclass(frozen=True)
@@ -93,10 +96,13 @@ class FitConfig:
         Memory bound: events are processed in chunks so that units × events ×
         layer width (× parameters for Hessians) stays below this.
     backend
-        Adam's gradient: ``"eager"`` (autograd), ``"compiled"`` (fused kernel of
-        :mod:`.kernels` through ``torch.compile``; MLPs with the extended-likelihood or
-        cross-entropy loss) or ``"auto"`` (compiled for large jobs when a compiler
-        works, eager otherwise).
+        How losses, gradients and (Newton) Hessians of MLPs with the extended-likelihood
+        or cross-entropy loss are computed: ``"eager"`` (autograd / matrix path),
+        ``"compiled"`` (fused kernels: the native C kernels of :mod:`.native` for
+        one-hidden-layer networks in float32 on the CPU, :mod:`.kernels` through
+        ``torch.compile`` otherwise), ``"inductor"`` (always ``torch.compile``, for
+        comparison) or ``"auto"`` (compiled for jobs large enough to repay the
+        compilation, when a compiler works; eager otherwise).
     hessian
         Newton's curvature: ``"exact"`` (one-hidden-layer networks and bin-wise
         functions) or ``"gauss-newton"`` (J^T diag(ℓ'') J, positive semi-definite,
@@ -120,7 +126,7 @@ class FitConfig:
     device: str = "cpu"
     max_chunk_elements: int = 1 << 24
     hessian: Literal["exact", "gauss-newton"] = "exact"
-    backend: Literal["auto", "eager", "compiled"] = "auto"
+    backend: Literal["auto", "eager", "compiled", "inductor"] = "auto"
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("adam", "newton"):
@@ -138,8 +144,8 @@ class FitConfig:
             raise ValueError(f"clip must be positive or None, got {self.clip}")
         if self.hessian not in ("exact", "gauss-newton"):
             raise ValueError(f"hessian must be 'exact' or 'gauss-newton', got {self.hessian!r}")
-        if self.backend not in ("auto", "eager", "compiled"):
-            raise ValueError(f"backend must be 'auto', 'eager' or 'compiled', got {self.backend!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.max_chunk_elements < 1:
             raise ValueError("max_chunk_elements must be positive")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -277,22 +283,43 @@ def _evaluate(
 # --------------------------------------------------------------------------------------
 # Adam
 # --------------------------------------------------------------------------------------
+def _native(objective: Objective, cfg: FitConfig) -> MLP1Kernels | None:
+    """The native kernels for a one-hidden-layer MLP in float32 on the CPU, if they build."""
+    arch = getattr(getattr(objective, "model", None), "architecture", None)
+    kind = getattr(objective, "kernel_loss", None)
+    if (
+        cfg.backend in ("eager", "inductor")
+        or kind is None
+        or arch is None
+        or len(arch) != 3
+        or cfg.dtype != "float32"
+        or torch.device(cfg.device).type != "cpu"
+    ):
+        return None
+    return native_kernels(objective.model.activation, kind, arch[0], arch[1])
+
+
 def _compiled_loss(
     objective: Objective, cfg: FitConfig, work: float, threshold: float
 ) -> str | None:
     """The loss family to run through a compiled kernel, or None for the eager path.
 
-    ``backend="compiled"`` insists (an error if the objective has no kernel);
-    ``"auto"`` compiles when ``work`` (events × units × steps) reaches ``threshold``,
-    where compilation (seconds to a minute) is repaid, and a compiler works.
+    ``backend="compiled"`` or ``"inductor"`` insists (an error if the objective has
+    no kernel); ``"auto"`` compiles when ``work`` (events × units × steps) reaches
+    ``threshold`` (for ``torch.compile``, whose compilation takes seconds to a
+    minute) or 10^7 (native kernels: built in a second, once per machine), and a
+    compiler works.
     """
     kind = getattr(objective, "kernel_loss", None)
-    if cfg.backend == "compiled" and kind is None:
+    if cfg.backend in ("compiled", "inductor") and kind is None:
         raise ValueError(f"no fused kernel for {type(objective).__name__}; use backend='eager'")
     if cfg.backend == "eager" or kind is None:
         return None
-    if cfg.backend == "auto" and (work < threshold or not compiler_available()):
-        return None
+    if cfg.backend == "auto":
+        if work >= 1e7 and _native(objective, cfg) is not None:
+            return kind
+        if work < threshold or not compiler_available():
+            return None
     return kind
 
 
@@ -301,12 +328,18 @@ def _gradient_function(
 ) -> Callable[[list[torch.Tensor]], tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]]:
     """params -> (loss, max data f, gradients), by fused kernel or by autograd.
 
-    The fused kernel (:mod:`.kernels`) serves MLPs with ``backend="compiled"``, or
-    with ``"auto"`` from 5×10^8 event-epochs (compilation takes a few seconds).
+    The fused kernels (:mod:`.native`, :mod:`.kernels`) serve MLPs with
+    ``backend="compiled"``, or with ``"auto"`` from 5×10^8 event-epochs
+    (``torch.compile``) or 10^7 (native).
     """
     kind = _compiled_loss(objective, cfg, work, 5e8)
     if kind is not None:
-        kernel = compiled_kernel(objective.model.activation, kind)
+        native = _native(objective, cfg)
+        kernel = (
+            native.loss_and_grad
+            if native is not None
+            else compiled_kernel(objective.model.activation, kind)
+        )
 
         def fused(params: list[torch.Tensor]):
             total = fmax = grads = None
@@ -428,12 +461,13 @@ def _sum_chunks(parts, u: int, n_par: int, device) -> tuple[torch.Tensor, ...]:
 def _newton_functions(objective: Objective, cfg: FitConfig) -> tuple[Callable, Callable]:
     """``(theta, units) -> (loss, gradient, Hessian, max f)`` and ``-> (loss, max f)``.
 
-    Compiled kernels (:func:`.kernels.mlp1_newton_terms`, :func:`.kernels.mlp_loss`)
-    serve one-hidden-layer MLPs with ``backend="compiled"``, or with ``"auto"`` from
-    10^9 event-iterations (compilation takes up to a minute); otherwise the matrix
-    path of the objective. Event chunks have one fixed length (the last is
-    zero-padded: zero weights add exactly nothing), so each kernel compiles once per
-    fit whatever the number of units still running.
+    Fused kernels serve one-hidden-layer MLPs with ``backend="compiled"``, or with
+    ``"auto"`` from 10^7 (native, :mod:`.native`) or 10^9 event-iterations
+    (``torch.compile`` of :func:`.kernels.mlp1_newton_terms` and
+    :func:`.kernels.mlp_loss`, compilation up to a minute); otherwise the matrix
+    path of the objective. For ``torch.compile`` event chunks have one fixed length
+    (the last is zero-padded: zero weights add exactly nothing), so each kernel
+    compiles once per fit whatever the number of units still running.
     """
     work = float(objective.n_events) * objective.n_units * cfg.max_iter
     kind = _compiled_loss(objective, cfg, work, 1e9)
@@ -442,9 +476,15 @@ def _newton_functions(objective: Objective, cfg: FitConfig) -> tuple[Callable, C
             lambda theta, units: _loss_grad_hessian(objective, theta, units, cfg),
             lambda theta, units: _loss_only(objective, theta, units, cfg),
         )
-    activation = objective.model.activation
-    newton_kernel = compiled_newton_kernel(activation, kind, cfg.hessian == "exact")
-    loss_kernel = compiled_loss_kernel(activation, kind)
+    exact = cfg.hessian == "exact"
+    native = _native(objective, cfg)
+    if native is not None:
+        newton_kernel = functools.partial(native.newton_terms, exact=exact)
+        loss_kernel = native.loss
+    else:
+        activation = objective.model.activation
+        newton_kernel = compiled_newton_kernel(activation, kind, exact)
+        loss_kernel = compiled_loss_kernel(activation, kind)
     size = min(max(1, cfg.max_chunk_elements // (4 * objective.n_units)), objective.n_events)
     chunks = [slice(i, i + size) for i in range(0, objective.n_events, size)]
 
@@ -452,7 +492,7 @@ def _newton_functions(objective: Objective, cfg: FitConfig) -> tuple[Callable, C
         params = _unflatten(theta.to(cfg.torch_dtype), objective.shapes)
         for ev in chunks:
             x, c1, c2 = objective.kernel_inputs(units, ev)
-            pad = size - c1.shape[-1]
+            pad = 0 if native is not None else size - c1.shape[-1]
             if pad:
                 x = torch.nn.functional.pad(x, (0, 0, 0, pad))
                 c1 = torch.nn.functional.pad(c1, (0, pad))

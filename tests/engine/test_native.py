@@ -1,0 +1,154 @@
+"""Native C kernels (symnplm.engine.native) against the torch kernels in float64."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from symnplm.engine import MLP, ExtendedLikelihoodObjective, FitConfig, fit, native
+from symnplm.engine.kernels import mlp1_newton_terms, mlp_loss_and_grad
+
+pytestmark = pytest.mark.skipif(
+    native.native_kernels("sigmoid", "extended", 1, 4) is None,
+    reason="no C compiler for the native kernels here",
+)
+
+
+def _inputs(n_units, n, d, hidden, shared, seed=0, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    params = [
+        scale * torch.randn(n_units, hidden, d, generator=g),
+        torch.randn(n_units, hidden, generator=g),
+        0.3 * torch.randn(n_units, 1, hidden, generator=g),
+        0.1 * torch.randn(n_units, 1, generator=g),
+    ]
+    shape = (n, d) if shared else (n_units, n, d)
+    x = torch.rand(shape, generator=g) * 2 - 0.5
+    c1 = 0.5 + torch.rand(n_units, n, generator=g)
+    c2 = (torch.rand(n_units, n, generator=g) < 0.5).float()
+    if shared:
+        c1 = c1[0]
+    return params, x, c1, c2
+
+
+def _close(got, ref, name, rtol=2e-5):
+    got, ref = got.double(), ref.double()
+    scale = ref.abs().amax().clamp_min(1e-30)
+    err = ((got - ref).abs().amax() / scale).item()
+    assert err < rtol, f"{name}: relative error {err:.2e}"
+
+
+CASES = list(
+    itertools.product(
+        ["sigmoid", "tanh", "relu", "softplus"], ["extended", "crossentropy"], [1, 3], [True, False]
+    )
+)
+
+
+@pytest.mark.parametrize(("activation", "loss", "d", "shared"), CASES)
+def test_native_equals_torch_kernels(activation, loss, d, shared):
+    # 5000 events: several float32 runs (4096) and Jacobian blocks (256), and a ragged tail
+    params, x, c1, c2 = _inputs(3, 5000 + 7, d, 4, shared)
+    k = native.native_kernels(activation, loss, d, 4)
+    p64 = [p.double() for p in params]
+    x64, a64, b64 = x.double(), c1.double(), c2.double()
+    ref_loss, ref_fmax, ref_grads = mlp_loss_and_grad(
+        p64, x64, a64, b64, activation=activation, loss=loss
+    )
+    value, fmax, grads = k.loss_and_grad(params, x, c1, c2)
+    _close(value, ref_loss, "loss")
+    if loss == "extended":  # f at a data event; -inf for cross-entropy (no such bound)
+        _close(fmax, ref_fmax, "max f")
+    for g, r in zip(grads, ref_grads):
+        assert g.shape == r.shape and g.dtype == torch.float32
+        _close(g, r, "gradient")
+    only, fmax_only = k.loss(params, x, c1, c2)
+    _close(only, ref_loss, "loss only")
+    if loss == "extended":
+        _close(fmax_only, ref_fmax, "max f (loss only)")
+    for exact in (True, False):
+        ref = mlp1_newton_terms(p64, x64, a64, b64, activation=activation, loss=loss, exact=exact)
+        got = k.newton_terms(params, x, c1, c2, exact=exact)
+        _close(got[0], ref[0], "newton loss")
+        _close(got[2], ref[2], "newton gradient")
+        _close(got[3], ref[3], f"hessian exact={exact}", rtol=5e-5)
+        assert torch.equal(got[3], got[3].transpose(1, 2))
+
+
+def test_units_do_not_interact_and_threads_change_nothing():
+    params, x, c1, c2 = _inputs(5, 3000, 1, 4, shared=False, seed=1)
+    k = native.native_kernels("sigmoid", "extended", 1, 4)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = k.newton_terms(params, x, c1, c2, exact=True)
+        torch.set_num_threads(2)
+        two = k.newton_terms(params, x, c1, c2, exact=True)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(one, two):
+        assert torch.equal(a, b)
+    # unit 3 alone gives unit 3's numbers: per-unit strides are honoured
+    alone = k.newton_terms([p[3:4] for p in params], x[3:4], c1[3:4], c2[3:4], exact=True)
+    for a, b in zip(alone, one):
+        assert torch.equal(a[0], b[3])
+
+
+def test_broadcast_coefficients_equal_materialised_ones():
+    params, x, c1, c2 = _inputs(4, 1000, 1, 4, shared=True, seed=2)
+    k = native.native_kernels("sigmoid", "extended", 1, 4)
+    expanded = k.loss_and_grad(params, x, c1.expand(4, -1), c2)  # stride 0 over units
+    shared = k.loss_and_grad(params, x, c1, c2)
+    copied = k.loss_and_grad(params, x.expand(4, -1, -1).contiguous(), c1.repeat(4, 1), c2)
+    flat = [(*r[:2], *r[2]) for r in (expanded, shared, copied)]
+    for a, b, c in zip(*flat):
+        assert torch.equal(a, b) and torch.equal(b, c)
+
+
+def test_overflow_is_infinite_and_nan_propagates():
+    params, x, c1, c2 = _inputs(2, 100, 1, 4, shared=True, seed=3)
+    params[3] = torch.tensor([[200.0], [0.0]])  # e^f overflows float32 for unit 0
+    k = native.native_kernels("sigmoid", "extended", 1, 4)
+    loss, fmax = k.loss(params, x, c1, c2)
+    assert loss[0] == np.inf and np.isfinite(loss[1].item())
+    assert fmax[0] > 199
+    params[3] = torch.tensor([[np.nan], [0.0]])
+    loss, _, grads = k.loss_and_grad(params, x, c1, c2)
+    assert np.isnan(loss[0].item()) and np.isfinite(loss[1].item())
+    assert torch.isnan(grads[0][0]).all() and torch.isfinite(grads[0][1]).all()
+
+
+def test_only_float32_on_cpu():
+    params, x, c1, c2 = _inputs(2, 100, 1, 4, shared=True)
+    k = native.native_kernels("sigmoid", "extended", 1, 4)
+    with pytest.raises(TypeError, match="x is torch.float64"):
+        k.loss(params, x.double(), c1, c2)
+
+
+def test_missing_compiler_means_fallback(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMNPLM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    assert native._library.__wrapped__(1, 4, "sigmoid", "extended") is None
+    assert list(tmp_path.iterdir()) == []  # nothing half-built is left behind
+    monkeypatch.delenv("CC")
+    lib = native._library.__wrapped__(1, 4, "sigmoid", "extended")
+    assert lib is not None
+    assert [p.suffix for p in tmp_path.iterdir()] == [".so"]
+
+
+def test_fit_with_native_kernels_follows_eager():
+    """Adam and the first Newton steps through native kernels follow autograd / matrix algebra."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    x = torch.tensor(rng.exponential(size=(n, 1)), dtype=torch.float32)
+    labels = torch.tensor(rng.random((2, n)) < 0.5, dtype=torch.float32)
+    m = MLP((1, 4, 1))
+    obj = ExtendedLikelihoodObjective(m, x, torch.ones(n), labels.mean(1), labels)
+    backends = ("eager", "compiled")
+    adam = {b: fit(obj, m.init([1, 2]), FitConfig(epochs=50, backend=b)) for b in backends}
+    np.testing.assert_allclose(adam["compiled"].loss, adam["eager"].loss, rtol=1e-5)
+    cfg = {"optimizer": "newton", "max_iter": 3}
+    newton = {b: fit(obj, m.init([1, 2]), FitConfig(**cfg, backend=b)) for b in backends}
+    # losses are sums over 3000 events: compare on that scale
+    np.testing.assert_allclose(newton["compiled"].loss, newton["eager"].loss, atol=1e-7 * n)
