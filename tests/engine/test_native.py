@@ -152,3 +152,22 @@ def test_fit_with_native_kernels_follows_eager():
     newton = {b: fit(obj, m.init([1, 2]), FitConfig(**cfg, backend=b)) for b in backends}
     # losses are sums over 3000 events: compare on that scale
     np.testing.assert_allclose(newton["compiled"].loss, newton["eager"].loss, atol=1e-7 * n)
+
+
+def test_rows_and_scale_read_the_inputs_in_place():
+    """``rows`` selects units' rows and ``scale`` multiplies c1, as copies would."""
+    params, x, c1, c2 = _inputs(5, 2000, 1, 4, shared=False, seed=4)
+    scale = torch.rand(5) + 0.5
+    rows = torch.tensor([4, 1, 1])
+    sub = [p[rows] for p in params]
+    k = native.native_kernels("sigmoid", "extended", 1, 4)
+    got = k.newton_terms(sub, x, c1, c2, exact=True, rows=rows, scale=scale)
+    ref = k.newton_terms(sub, x[rows], scale[rows, None] * c1[rows], c2[rows], exact=True)
+    for name, a, b in zip(("loss", "max f", "gradient", "hessian"), got, ref):
+        _close(a, b, name, rtol=1e-6)
+    shared = k.loss(sub, x[0], c1[0], c2, rows=rows, scale=scale)[0]
+    _close(shared, k.loss(sub, x[0], scale[rows, None] * c1[0], c2[rows])[0], "shared", 1e-6)
+    with pytest.raises(ValueError, match="one entry per unit"):
+        k.loss(sub, x, c1, c2, rows=rows[:2])
+    with pytest.raises(IndexError, match="row 4 of c2, which has 3"):
+        k.loss(sub, x, c1, c2[:3], rows=rows)

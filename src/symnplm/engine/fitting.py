@@ -335,16 +335,18 @@ def _gradient_function(
     kind = _compiled_loss(objective, cfg, work, 5e8)
     if kind is not None:
         native = _native(objective, cfg)
-        kernel = (
-            native.loss_and_grad
-            if native is not None
-            else compiled_kernel(objective.model.activation, kind)
-        )
+        compiled = compiled_kernel(objective.model.activation, kind) if native is None else None
+
+        def kernel(params: list[torch.Tensor], ev: slice):
+            if native is None:
+                return compiled(params, *objective.kernel_inputs(None, ev))
+            x, c1, c2, scale = objective.kernel_operands(ev)
+            return native.loss_and_grad(params, x, c1, c2, scale=scale)
 
         def fused(params: list[torch.Tensor]):
             total = fmax = grads = None
             for ev in chunks:
-                loss, fm, g = kernel(params, *objective.kernel_inputs(None, ev))
+                loss, fm, g = kernel(params, ev)
                 if total is None:
                     total, fmax, grads = loss, fm, g
                 else:
@@ -491,8 +493,12 @@ def _newton_functions(objective: Objective, cfg: FitConfig) -> tuple[Callable, C
     def padded(theta: torch.Tensor, units: torch.Tensor, kernel: Callable):
         params = _unflatten(theta.to(cfg.torch_dtype), objective.shapes)
         for ev in chunks:
+            if native is not None:  # reads the units' rows in place
+                x, c1, c2, scale = objective.kernel_operands(ev)
+                yield kernel(params, x, c1, c2, rows=units, scale=scale)
+                continue
             x, c1, c2 = objective.kernel_inputs(units, ev)
-            pad = 0 if native is not None else size - c1.shape[-1]
+            pad = size - c1.shape[-1]
             if pad:
                 x = torch.nn.functional.pad(x, (0, 0, 0, pad))
                 c1 = torch.nn.functional.pad(c1, (0, pad))

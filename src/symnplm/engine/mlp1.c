@@ -50,14 +50,16 @@ __attribute__((simd("notinbranch"))) float tanhf(float);
 #define SOFTPLUS 3
 
 typedef struct {
-    const float *x;  /* features as rows: x[u * x_su + j * x_sj + i] */
+    const float *x;  /* features as rows: x[k * x_su + j * x_sj + i] */
     int64_t x_su, x_sj;
-    const float *c1; /* c1[u * c1_su + i] */
+    const float *c1; /* c1[k * c1_su + i] (times scale[k] when scale is given) */
     int64_t c1_su;
-    const float *c2;
+    const float *c2; /* c2[k * c2_su + i] */
     int64_t c2_su;
-    const float *theta; /* (U, P) */
-    int64_t n;          /* events */
+    const float *scale;  /* per-unit factor of c1, or NULL */
+    const int64_t *rows; /* unit u reads row k = rows[u] of x, c1, c2, scale; NULL: k = u */
+    const float *theta;  /* (U, P), by unit u, as are the outputs */
+    int64_t n;           /* events */
 } inputs_t;
 
 typedef struct {
@@ -145,13 +147,16 @@ static inline float loss_terms(float f, float c1, float c2, float *r, float *q) 
 /* the unit's inputs, and a zero-padded copy of the last partial vector of events */
 typedef struct {
     const float *x[D], *c1, *c2;
+    float scale;
 } rows_t;
 
 static inline void unit_rows(rows_t *rows, const inputs_t *in, int64_t u) {
+    const int64_t k = in->rows ? in->rows[u] : u;
     UNROLL
-    for (int j = 0; j < D; ++j) rows->x[j] = in->x + u * in->x_su + j * in->x_sj;
-    rows->c1 = in->c1 + u * in->c1_su;
-    rows->c2 = in->c2 + u * in->c2_su;
+    for (int j = 0; j < D; ++j) rows->x[j] = in->x + k * in->x_su + j * in->x_sj;
+    rows->c1 = in->c1 + k * in->c1_su;
+    rows->c2 = in->c2 + k * in->c2_su;
+    rows->scale = in->scale ? in->scale[k] : 1.0f;
 }
 
 typedef struct {
@@ -166,6 +171,7 @@ static inline const rows_t *at(const rows_t *rows, int64_t i0, int64_t n, tail_t
         for (int j = 0; j < D; ++j) tail->rows.x[j] = rows->x[j] + i0;
         tail->rows.c1 = rows->c1 + i0;
         tail->rows.c2 = rows->c2 + i0;
+        tail->rows.scale = rows->scale;
         return &tail->rows;
     }
     for (int l = 0; l < LANES; ++l) {
@@ -179,6 +185,7 @@ static inline const rows_t *at(const rows_t *rows, int64_t i0, int64_t n, tail_t
     for (int j = 0; j < D; ++j) tail->rows.x[j] = tail->x[j];
     tail->rows.c1 = tail->c1;
     tail->rows.c2 = tail->c2;
+    tail->rows.scale = rows->scale;
     return &tail->rows;
 }
 
@@ -216,7 +223,7 @@ void mlp1_loss(const inputs_t *in, int64_t u0, int64_t u1, double *loss, float *
                         for (int j = 0; j < D; ++j) z += net.w[a][j] * r->x[j][l];
                         f += net.v[a] * activation(z, &sl, &cv);
                     }
-                    part += loss_terms(f, r->c1[l], r->c2[l], &dr, &dq);
+                    part += loss_terms(f, r->scale * r->c1[l], r->c2[l], &dr, &dq);
                     m = data_max(m, f, r->c2[l]);
                 }
             }
@@ -253,7 +260,7 @@ void mlp1_grad(const inputs_t *in, int64_t u0, int64_t u1, double *loss, float *
                         act[a] = activation(z, &slope[a], &cv);
                         f += net.v[a] * act[a];
                     }
-                    part += loss_terms(f, r->c1[l], r->c2[l], &dr, &dq);
+                    part += loss_terms(f, r->scale * r->c1[l], r->c2[l], &dr, &dq);
                     m = data_max(m, f, r->c2[l]);
                     UNROLL
                     for (int a = 0; a < H; ++a) {
@@ -326,7 +333,7 @@ void mlp1_newton(const inputs_t *in, int64_t u0, int64_t u1, int exact, double *
                         act[a] = activation(z, &slope[a], &curv[a]);
                         f += net.v[a] * act[a];
                     }
-                    part += loss_terms(f, r->c1[l], r->c2[l], &dr, &dq);
+                    part += loss_terms(f, r->scale * r->c1[l], r->c2[l], &dr, &dq);
                     m = data_max(m, f, r->c2[l]);
                     UNROLL
                     for (int j = 0; j < D; ++j) xs[j][i] = r->x[j][l];

@@ -60,6 +60,8 @@ class _Inputs(ctypes.Structure):
         ("c1_su", ctypes.c_int64),
         ("c2", ctypes.c_void_p),
         ("c2_su", ctypes.c_int64),
+        ("scale", ctypes.c_void_p),
+        ("rows", ctypes.c_void_p),
         ("theta", ctypes.c_void_p),
         ("n", ctypes.c_int64),
     ]
@@ -144,13 +146,19 @@ class MLP1Kernels:
     The methods take and return what their counterparts in :mod:`.kernels` do:
     ``params = [W1 (U, H, d), b1 (U, H), W2 (U, 1, H), b2 (U, 1)]`` in float32, events
     ``x`` ``(N, d)`` or ``(U, N, d)``, coefficients ``c1, c2`` ``(N,)`` or ``(U, N)``.
+    Two optional arguments spare the caller copies: ``rows`` (int, one per unit), the
+    row of ``x``, ``c1``, ``c2`` and ``scale`` that each unit reads (the inputs then
+    have a row per unit of the whole fit, of which ``params`` is a subset), and
+    ``scale`` ``(U,)``, a per-row factor of ``c1`` (so that ``c1`` may stay ``(N,)``).
     """
 
     def __init__(self, lib: ctypes.CDLL, d: int, hidden: int) -> None:
         self._lib, self.d, self.hidden = lib, d, hidden
         self.n_params = hidden * d + 2 * hidden + 1
 
-    def _inputs(self, params, x, c1, c2) -> tuple[_Inputs, int, list[torch.Tensor]]:
+    def _inputs(
+        self, params, x, c1, c2, rows=None, scale=None
+    ) -> tuple[_Inputs, int, list[torch.Tensor]]:
         n_units = params[0].shape[0]
         theta = torch.cat([p.reshape(n_units, -1) for p in params], dim=1).contiguous()
         n = x.shape[-2]
@@ -162,24 +170,43 @@ class MLP1Kernels:
             xt = xt.contiguous()
         a, a_su = _rows(c1, n)
         b, b_su = _rows(c2, n)
-        for name, t in (("x", xt), ("c1", a), ("c2", b), ("params", theta)):
+        tensors = [("x", xt), ("c1", a), ("c2", b), ("params", theta)]
+        if scale is not None:
+            scale = scale.to(torch.float32).contiguous()
+            tensors.append(("scale", scale))
+        for name, t in tensors:
             if t.dtype != torch.float32 or t.device.type != "cpu":
                 raise TypeError(
                     f"native kernels take float32 CPU tensors; {name} is {t.dtype} on {t.device}"
                 )
-        x_su = xt.stride(0) if xt.dim() == 3 else 0
+        if rows is not None:
+            rows = rows.to(device="cpu", dtype=torch.int64).contiguous()
+            if rows.shape != (n_units,):
+                raise ValueError(f"rows must have one entry per unit ({n_units}), got {rows.shape}")
+            top = int(rows.max()) if n_units else 0
+            for name, t, per_unit in (
+                ("x", xt, xt.dim() == 3),
+                ("c1", c1, a_su != 0),
+                ("c2", c2, b_su != 0),
+                ("scale", scale, scale is not None),
+            ):
+                if per_unit and (top >= t.shape[0] or int(rows.min()) < 0):
+                    raise IndexError(f"rows ask for row {top} of {name}, which has {t.shape[0]}")
+            tensors.append(("rows", rows))
         s = _Inputs(
             xt.data_ptr(),
-            x_su,
+            xt.stride(0) if xt.dim() == 3 else 0,
             xt.stride(-2),
             a.data_ptr(),
             a_su,
             b.data_ptr(),
             b_su,
+            None if scale is None else scale.data_ptr(),
+            None if rows is None else rows.data_ptr(),
             theta.data_ptr(),
             n,
         )
-        return s, n_units, [xt, a, b, theta]  # keep the tensors alive during the call
+        return s, n_units, [t for _, t in tensors]  # alive until the call returns
 
     def _run(self, fn, n_units: int, s: _Inputs, *args) -> None:
         n_threads = max(1, min(torch.get_num_threads(), n_units))
@@ -192,9 +219,11 @@ class MLP1Kernels:
         for job in jobs:
             job.result()
 
-    def loss(self, params: Sequence[torch.Tensor], x, c1, c2) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(
+        self, params: Sequence[torch.Tensor], x, c1, c2, *, rows=None, scale=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss per unit (float64) and max f over data events (float32)."""
-        s, u, keep = self._inputs(params, x, c1, c2)
+        s, u, keep = self._inputs(params, x, c1, c2, rows, scale)
         loss = torch.empty(u, dtype=torch.float64)
         fmax = torch.empty(u, dtype=torch.float32)
         self._run(self._lib.mlp1_loss, u, s, loss.data_ptr(), fmax.data_ptr())
@@ -202,10 +231,10 @@ class MLP1Kernels:
         return loss, fmax
 
     def loss_and_grad(
-        self, params: Sequence[torch.Tensor], x, c1, c2
+        self, params: Sequence[torch.Tensor], x, c1, c2, *, rows=None, scale=None
     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """Loss (float64), max data f and the gradient in the shapes of ``params`` (float32)."""
-        s, u, keep = self._inputs(params, x, c1, c2)
+        s, u, keep = self._inputs(params, x, c1, c2, rows, scale)
         loss = torch.empty(u, dtype=torch.float64)
         fmax = torch.empty(u, dtype=torch.float32)
         grad = torch.empty(u, self.n_params, dtype=torch.float64)
@@ -216,10 +245,10 @@ class MLP1Kernels:
         return loss, fmax, grads
 
     def newton_terms(
-        self, params: Sequence[torch.Tensor], x, c1, c2, *, exact: bool
+        self, params: Sequence[torch.Tensor], x, c1, c2, *, exact: bool, rows=None, scale=None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Loss, max data f, gradient ``(U, P)`` and Hessian ``(U, P, P)``, all float64 but f."""
-        s, u, keep = self._inputs(params, x, c1, c2)
+        s, u, keep = self._inputs(params, x, c1, c2, rows, scale)
         loss = torch.full((u,), torch.nan, dtype=torch.float64)
         fmax = torch.empty(u, dtype=torch.float32)
         grad = torch.full((u, self.n_params), torch.nan, dtype=torch.float64)

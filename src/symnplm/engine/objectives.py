@@ -170,6 +170,15 @@ class ExtendedLikelihoodObjective:
         x = _units(self.x, units, 3)[..., events, :]
         return (x, *self.coefficients(units, events))
 
+    def kernel_operands(self, events: slice) -> tuple[torch.Tensor, ...]:
+        """(x, r, β, s) of every unit, uncopied, for the native kernels (c = s·r)."""
+        return (
+            self.x[..., events, :],
+            self.ref_weight[..., events],
+            self.data_weight[..., events],
+            self.ref_scale,
+        )
+
     def newton_terms(
         self, params: list[torch.Tensor], units: Index, events: slice, exact: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -391,6 +400,10 @@ class CrossEntropyObjective:
         wa = _units(self.weight_a, units, 2)[..., events]
         wb = _units(self.weight_b, units, 2)[..., events]
         return x, wa, wb
+
+    def kernel_operands(self, events: slice) -> tuple[torch.Tensor | None, ...]:
+        """(x, w_A, w_B, no scale) of every unit, uncopied, for the native kernels."""
+        return self.x[..., events, :], self.weight_a[..., events], self.weight_b[..., events], None
 
     def newton_terms(
         self, params: list[torch.Tensor], units: Index, events: slice, exact: bool = True
