@@ -343,9 +343,12 @@ def _gradient_function(
             x, c1, c2, scale = objective.kernel_operands(ev)
             return native.loss_and_grad(params, x, c1, c2, scale=scale)
 
+        # native kernels need no working memory per event: one call over all events
+        parts = chunks if native is None else [slice(0, objective.n_events)]
+
         def fused(params: list[torch.Tensor]):
             total = fmax = grads = None
-            for ev in chunks:
+            for ev in parts:
                 loss, fm, g = kernel(params, ev)
                 if total is None:
                     total, fmax, grads = loss, fm, g
@@ -404,13 +407,19 @@ def _adam(
                 break
         t = epoch + 1
         with torch.no_grad():
-            for k, p in enumerate(params):
-                g = torch.nan_to_num(grads[k], nan=0.0, posinf=0.0, neginf=0.0)
-                m[k].mul_(b1).add_(g, alpha=1 - b1)
-                v[k].mul_(b2).addcmul_(g, g, value=1 - b2)
-                mhat = m[k] / (1 - b1**t)
-                vhat = v[k] / (1 - b2**t)
-                p.sub_(cfg.lr * active.reshape(frozen_shape[k]) * mhat / (vhat.sqrt() + cfg.eps))
+            # θ -= lr m̂ / (√v̂ + ε), diverged units frozen; one multi-tensor op per step
+            g = [torch.nan_to_num(gk, nan=0.0, posinf=0.0, neginf=0.0) for gk in grads]
+            torch._foreach_mul_(m, b1)
+            torch._foreach_add_(m, g, alpha=1 - b1)
+            torch._foreach_mul_(v, b2)
+            torch._foreach_addcmul_(v, g, g, value=1 - b2)
+            denom = torch._foreach_div(v, 1 - b2**t)
+            torch._foreach_sqrt_(denom)
+            torch._foreach_add_(denom, cfg.eps)
+            step = torch._foreach_div(m, denom)
+            rate = cfg.lr / (1 - b1**t) * active
+            torch._foreach_mul_(step, [rate.reshape(shape) for shape in frozen_shape])
+            torch._foreach_sub_(params, step)
             if cfg.clip is not None:
                 objective.clip_(params, cfg.clip, cfg.clip_biases)
     # final state: loss and gradient at the returned parameters
@@ -488,6 +497,8 @@ def _newton_functions(objective: Objective, cfg: FitConfig) -> tuple[Callable, C
         newton_kernel = compiled_newton_kernel(activation, kind, exact)
         loss_kernel = compiled_loss_kernel(activation, kind)
     size = min(max(1, cfg.max_chunk_elements // (4 * objective.n_units)), objective.n_events)
+    if native is not None:  # no working memory per event: one call over all events
+        size = objective.n_events
     chunks = [slice(i, i + size) for i in range(0, objective.n_events, size)]
 
     def padded(theta: torch.Tensor, units: torch.Tensor, kernel: Callable):
