@@ -2,8 +2,9 @@
 
 Runs, in order, each writing its JSON to ``benchmarks/output/bench/``:
 
-1. :mod:`benchmarks.throughput` — fixed-epoch Adam, symnplm (eager autograd and the
-   fused compiled kernel) side by side with a plain PyTorch loop, ratios per cell;
+1. :mod:`benchmarks.throughput` — fixed-epoch Adam, symnplm (eager autograd, the
+   native C kernels and ``torch.compile``) side by side with a plain PyTorch loop,
+   ratios per cell;
 2. :mod:`benchmarks.nplm_reference` — against the NPLM reference (TensorFlow), when its
    environment ``.venv-nplm`` exists (skipped with a message otherwise);
 3. :mod:`benchmarks.calibration_time` — observed t + permutations for the 1D LFUV

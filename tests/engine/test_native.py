@@ -171,3 +171,25 @@ def test_rows_and_scale_read_the_inputs_in_place():
         k.loss(sub, x, c1, c2, rows=rows[:2])
     with pytest.raises(IndexError, match="row 4 of c2, which has 3"):
         k.loss(sub, x, c1, c2[:3], rows=rows)
+
+
+def test_threads_work_in_a_forked_child():
+    """A process forked after the thread pool started still runs multi-threaded kernels."""
+    import multiprocessing
+
+    params, x, c1, c2 = _inputs(4, 2000, 1, 4, shared=True, seed=5)
+    k = native.native_kernels("sigmoid", "extended", 1, 4)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        parent = k.loss(params, x, c1, c2)[0]  # starts the pool in this process
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            child = pool.apply_async(_child_loss, (params, x, c1, c2)).get(timeout=60)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(child, parent)
+
+
+def _child_loss(params, x, c1, c2):
+    torch.set_num_threads(2)
+    return native.native_kernels("sigmoid", "extended", 1, 4).loss(params, x, c1, c2)[0]

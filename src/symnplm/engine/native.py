@@ -126,9 +126,18 @@ def _library(d: int, hidden: int, activation: str, loss: str) -> ctypes.CDLL | N
     return lib
 
 
-@functools.lru_cache(maxsize=1)
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
 def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="mlp1")
+    # one pool per process: a forked child (coffea's futures executor, multiprocessing)
+    # inherits the parent's executor object but none of its threads
+    pid = os.getpid()
+    if pid not in _POOLS:
+        _POOLS.clear()
+        workers = max(1, os.cpu_count() or 1)
+        _POOLS[pid] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlp1")
+    return _POOLS[pid]
 
 
 def _rows(t: torch.Tensor, n_events: int) -> tuple[torch.Tensor, int]:
