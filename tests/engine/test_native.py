@@ -147,10 +147,13 @@ def test_fit_with_native_kernels_follows_eager():
     obj = ExtendedLikelihoodObjective(m, x, torch.ones(n), labels.mean(1), labels)
     backends = ("eager", "compiled")
     adam = {b: fit(obj, m.init([1, 2]), FitConfig(epochs=50, backend=b)) for b in backends}
-    np.testing.assert_allclose(adam["compiled"].loss, adam["eager"].loss, rtol=1e-5)
+    # losses are sums over 3000 events of terms of order one that cancel to ~1: compare
+    # on the scale of the terms (float32 rounding of the sums), far below what 50 epochs move
+    start = obj.loss(m.init([1, 2]), None, slice(None))[0].detach().numpy()
+    assert np.all(np.abs(start - adam["eager"].loss) > 1e4 * 1e-7 * n)
+    np.testing.assert_allclose(adam["compiled"].loss, adam["eager"].loss, atol=1e-7 * n)
     cfg = {"optimizer": "newton", "max_iter": 3}
     newton = {b: fit(obj, m.init([1, 2]), FitConfig(**cfg, backend=b)) for b in backends}
-    # losses are sums over 3000 events: compare on that scale
     np.testing.assert_allclose(newton["compiled"].loss, newton["eager"].loss, atol=1e-7 * n)
 
 

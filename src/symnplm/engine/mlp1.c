@@ -80,11 +80,13 @@ static inline void load_net(net_t *net, const float *th) {
 
 /* exp for float32, inlined so that the event loops vectorise without calls (and the
  * register spills around them): Cody-Waite reduction and the degree-6 polynomial of
- * Cephes' expf, about 1 ulp; arguments above 88.376 give +inf (the divergence guard
- * needs it), NaN stays NaN, and arguments below -87 give ~1e-38, not 0 or a subnormal. */
-static inline float exp32(float x) {
-    const int big = x > 88.3762626647949f; /* 2^127 is the largest power the scale can take */
-    x = x < -87.0f ? -87.0f : (big ? 0.0f : x);
+ * Cephes' expf, about 1 ulp. exp_sat clamps its argument to [-87, 88.376] (2^127 is
+ * the largest power the scale can take), so it saturates at ~1e-38 and ~2.4e38;
+ * exp32 gives +inf above 88.376 (the divergence guard and max f need it). NaN stays
+ * NaN in both: it fails both clamping comparisons and passes through. */
+static inline float exp_sat(float x) {
+    x = -87.0f > x ? -87.0f : x;
+    x = 88.3762626647949f < x ? 88.3762626647949f : x;
     const float n = __builtin_rintf(x * 1.44269504088896341f);
     const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -95,16 +97,18 @@ static inline float exp32(float x) {
     p = p * r + 5.0000001201e-1f;
     const float y = p * r * r + r + 1.0f;
     union { int32_t i; float f; } scale = {.i = ((int32_t)n + 127) << 23};
-    return big ? INFINITY : y * scale.f;
+    return y * scale.f;
 }
 
-static inline float softplus(float t) { return (t > 0.0f ? t : 0.0f) + log1pf(exp32(-fabsf(t))); }
+static inline float exp32(float x) { return x > 88.3762626647949f ? INFINITY : exp_sat(x); }
+
+static inline float softplus(float t) { return (t > 0.0f ? t : 0.0f) + log1pf(exp_sat(-fabsf(t))); }
 
 /* activation value; with slope/curv also its first and second derivative */
 static inline float activation(float z, float *slope, float *curv) {
     float a, s, k;
 #if ACT == SIGMOID
-    a = 1.0f / (1.0f + exp32(-z));
+    a = 1.0f / (1.0f + exp_sat(-z));
     s = a * (1.0f - a);
     k = s * (1.0f - 2.0f * a);
 #elif ACT == TANH
@@ -117,7 +121,7 @@ static inline float activation(float z, float *slope, float *curv) {
     k = 0.0f;
 #else
     a = softplus(z);
-    s = 1.0f / (1.0f + exp32(-z));
+    s = 1.0f / (1.0f + exp_sat(-z));
     k = s * (1.0f - s);
 #endif
     *slope = s;
@@ -134,7 +138,7 @@ static inline float loss_terms(float f, float c1, float c2, float *r, float *q) 
     return e - c1 - c2 * f;
 #else
     const float z = 2.0f * f;
-    const float e = exp32(-fabsf(z)), inv = 1.0f / (1.0f + e);
+    const float e = exp_sat(-fabsf(z)), inv = 1.0f / (1.0f + e);
     const float sp = z >= 0.0f ? inv : e * inv; /* sigma(z)  */
     const float sm = z >= 0.0f ? e * inv : inv; /* sigma(-z) */
     const float spm = (z < 0.0f ? -z : 0.0f) + log1pf(e); /* softplus(-z); softplus(z) = that + z */
@@ -210,10 +214,11 @@ void mlp1_loss(const inputs_t *in, int64_t u0, int64_t u1, double *loss, float *
         float m = -INFINITY;
         for (int64_t s = 0; s < in->n; s += RUN) {
             const int64_t e = s + RUN < in->n ? s + RUN : in->n;
-            float part = 0.0f;
+            float part[LANES] = {0.0f}, mx[LANES]; /* per lane: no horizontal sums per step */
+            for (int l = 0; l < LANES; ++l) mx[l] = m;
             for (int64_t i0 = s; i0 < e; i0 += LANES) {
                 const rows_t *r = at(&rows, i0, in->n, &tail);
-#pragma omp simd reduction(+ : part) reduction(max : m)
+#pragma omp simd
                 for (int l = 0; l < LANES; ++l) {
                     float f = net.b, sl, cv, dr, dq;
                     UNROLL
@@ -223,11 +228,14 @@ void mlp1_loss(const inputs_t *in, int64_t u0, int64_t u1, double *loss, float *
                         for (int j = 0; j < D; ++j) z += net.w[a][j] * r->x[j][l];
                         f += net.v[a] * activation(z, &sl, &cv);
                     }
-                    part += loss_terms(f, r->scale * r->c1[l], r->c2[l], &dr, &dq);
-                    m = data_max(m, f, r->c2[l]);
+                    part[l] += loss_terms(f, r->scale * r->c1[l], r->c2[l], &dr, &dq);
+                    mx[l] = data_max(mx[l], f, r->c2[l]);
                 }
             }
-            total += part;
+            for (int l = 0; l < LANES; ++l) {
+                total += part[l];
+                m = mx[l] > m ? mx[l] : m;
+            }
         }
         loss[u] = total;
         fmax[u] = m;
@@ -246,10 +254,11 @@ void mlp1_grad(const inputs_t *in, int64_t u0, int64_t u1, double *loss, float *
         float m = -INFINITY;
         for (int64_t s = 0; s < in->n; s += RUN) {
             const int64_t e = s + RUN < in->n ? s + RUN : in->n;
-            float part = 0.0f, gp[P][LANES] = {{0.0f}}; /* one partial sum per lane */
+            float part[LANES] = {0.0f}, mx[LANES], gp[P][LANES] = {{0.0f}}; /* per lane */
+            for (int l = 0; l < LANES; ++l) mx[l] = m;
             for (int64_t i0 = s; i0 < e; i0 += LANES) {
                 const rows_t *r = at(&rows, i0, in->n, &tail);
-#pragma omp simd reduction(+ : part) reduction(max : m)
+#pragma omp simd
                 for (int l = 0; l < LANES; ++l) {
                     float f = net.b, act[H], slope[H], cv, dr, dq;
                     UNROLL
@@ -260,8 +269,8 @@ void mlp1_grad(const inputs_t *in, int64_t u0, int64_t u1, double *loss, float *
                         act[a] = activation(z, &slope[a], &cv);
                         f += net.v[a] * act[a];
                     }
-                    part += loss_terms(f, r->scale * r->c1[l], r->c2[l], &dr, &dq);
-                    m = data_max(m, f, r->c2[l]);
+                    part[l] += loss_terms(f, r->scale * r->c1[l], r->c2[l], &dr, &dq);
+                    mx[l] = data_max(mx[l], f, r->c2[l]);
                     UNROLL
                     for (int a = 0; a < H; ++a) {
                         const float t = dr * net.v[a] * slope[a];
@@ -273,7 +282,10 @@ void mlp1_grad(const inputs_t *in, int64_t u0, int64_t u1, double *loss, float *
                     gp[IO][l] += dr;
                 }
             }
-            total += part;
+            for (int l = 0; l < LANES; ++l) {
+                total += part[l];
+                m = mx[l] > m ? mx[l] : m;
+            }
             UNROLL
             for (int k = 0; k < P; ++k)
                 for (int l = 0; l < LANES; ++l) g[k] += gp[k][l];
