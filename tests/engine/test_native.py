@@ -95,6 +95,39 @@ def test_units_do_not_interact_and_threads_change_nothing():
         assert torch.equal(a[0], b[3])
 
 
+@pytest.mark.parametrize("loss", ["extended", "crossentropy"])
+def test_events_of_fewer_units_than_threads_are_split(monkeypatch, loss):
+    """One unit on three threads: three event ranges, their sums and max combined."""
+    monkeypatch.setattr(native, "MIN_EVENTS_PER_PART", 1000)
+    params, x, c1, c2 = _inputs(1, 5000 + 7, 1, 4, shared=True, seed=5)
+    k = native.native_kernels("sigmoid", loss, 1, 4)
+    p64 = [p.double() for p in params]
+    ref = mlp1_newton_terms(p64, x.double(), c1.double(), c2.double(), activation="sigmoid",
+                            loss=loss, exact=True)  # fmt: skip
+    one = k.newton_terms(params, x, c1, c2, exact=True)  # this thread, one call
+
+    def unsplit(*args):
+        raise AssertionError("the events were not split")
+
+    monkeypatch.setattr(native.MLP1Kernels, "_unit_split", unsplit)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        split = k.newton_terms(params, x, c1, c2, exact=True)
+        value, fmax, grads = k.loss_and_grad(params, x, c1, c2)
+        only, fmax_only = k.loss(params, x, c1, c2)
+    finally:
+        torch.set_num_threads(threads)
+    _close(split[0], ref[0], "loss")
+    _close(split[2], ref[2], "gradient")
+    _close(split[3], ref[3], "hessian", rtol=5e-5)
+    _close(value, ref[0], "loss (Adam)")
+    _close(only, ref[0], "loss only")
+    _close(torch.cat([g.reshape(-1) for g in grads]), ref[2][0], "gradient (Adam)")
+    assert torch.equal(split[1], one[1]) and torch.equal(fmax, one[1])
+    assert torch.equal(fmax_only, one[1])
+
+
 def test_broadcast_coefficients_equal_materialised_ones():
     params, x, c1, c2 = _inputs(4, 1000, 1, 4, shared=True, seed=2)
     k = native.native_kernels("sigmoid", "extended", 1, 4)

@@ -15,7 +15,8 @@ flags and CPU; it is written under a temporary name and renamed, so concurrent
 processes never load a half-written file. When no compiler works,
 :func:`native_kernels` returns None and the callers fall back to ``torch.compile``.
 
-Units are split over ``torch.get_num_threads()`` threads (ctypes releases the GIL).
+Units are split over ``torch.get_num_threads()`` threads (ctypes releases the GIL), and
+so are events when there are fewer units than threads.
 Results agree with :mod:`.kernels` to float32 rounding (tested).
 """
 
@@ -38,6 +39,8 @@ import torch
 
 ACTIVATIONS = {"sigmoid": 0, "tanh": 1, "relu": 2, "softplus": 3}
 LOSSES = {"extended": 0, "crossentropy": 1}
+#: fewest events per thread when the events of fewer units than threads are split
+MIN_EVENTS_PER_PART = 16384
 FLAGS = (
     "-O3",
     "-march=native",
@@ -217,7 +220,37 @@ class MLP1Kernels:
         )
         return s, n_units, [t for _, t in tensors]  # alive until the call returns
 
-    def _run(self, fn, n_units: int, s: _Inputs, *args) -> None:
+    def _run(self, fn, n_units: int, s: _Inputs, outputs: list[torch.Tensor], *lead) -> None:
+        """``fn(inputs, u0, u1, *lead, *outputs)`` over the units, spread over the threads.
+
+        With fewer units than threads (a single fit, the two of a symmetrized test) the
+        events are split too: each part fills its own outputs, which are then summed
+        (the loss, gradient and Hessian are sums over events) or maxed (max f, the
+        second output).
+        """
+        n_threads = max(1, torch.get_num_threads())
+        parts = min(n_threads // max(n_units, 1), s.n // MIN_EVENTS_PER_PART)
+        if parts <= 1:
+            self._unit_split(fn, n_units, s, [*lead, *(o.data_ptr() for o in outputs)])
+            return
+        # event edges on whole vector steps, so that only the last part has a ragged tail
+        edges = [min(s.n, round(i * s.n / parts / 16) * 16) for i in range(parts + 1)]
+        edges[-1] = s.n
+        part_out = [[torch.full_like(o, torch.nan) for o in outputs] for _ in range(parts)]
+        subs = []
+        for (e0, e1), outs in zip(itertools.pairwise(edges), part_out):
+            sub = _Inputs.from_buffer_copy(s)
+            sub.x, sub.c1, sub.c2 = (p + 4 * e0 for p in (s.x, s.c1, s.c2))  # float32
+            sub.n = e1 - e0
+            subs.append((sub, [*lead, *(o.data_ptr() for o in outs)]))
+        jobs = [_pool().submit(fn, ctypes.byref(sub), 0, n_units, *a) for sub, a in subs]
+        for job in jobs:
+            job.result()
+        for k, out in enumerate(outputs):
+            stacked = torch.stack([outs[k] for outs in part_out])
+            out.copy_(stacked.amax(0) if k == 1 else stacked.sum(0))
+
+    def _unit_split(self, fn, n_units: int, s: _Inputs, args: list) -> None:
         n_threads = max(1, min(torch.get_num_threads(), n_units))
         ref = ctypes.byref(s)
         if n_threads == 1:
@@ -235,7 +268,7 @@ class MLP1Kernels:
         s, u, keep = self._inputs(params, x, c1, c2, rows, scale)
         loss = torch.empty(u, dtype=torch.float64)
         fmax = torch.empty(u, dtype=torch.float32)
-        self._run(self._lib.mlp1_loss, u, s, loss.data_ptr(), fmax.data_ptr())
+        self._run(self._lib.mlp1_loss, u, s, [loss, fmax])
         del keep
         return loss, fmax
 
@@ -247,7 +280,7 @@ class MLP1Kernels:
         loss = torch.empty(u, dtype=torch.float64)
         fmax = torch.empty(u, dtype=torch.float32)
         grad = torch.empty(u, self.n_params, dtype=torch.float64)
-        self._run(self._lib.mlp1_grad, u, s, loss.data_ptr(), fmax.data_ptr(), grad.data_ptr())
+        self._run(self._lib.mlp1_grad, u, s, [loss, fmax, grad])
         del keep
         sizes = [p[0].numel() for p in params]
         grads = [g.reshape(p.shape).to(p.dtype) for g, p in zip(grad.split(sizes, dim=1), params)]
@@ -262,16 +295,7 @@ class MLP1Kernels:
         fmax = torch.empty(u, dtype=torch.float32)
         grad = torch.full((u, self.n_params), torch.nan, dtype=torch.float64)
         hess = torch.full((u, self.n_params, self.n_params), torch.nan, dtype=torch.float64)
-        self._run(
-            self._lib.mlp1_newton,
-            u,
-            s,
-            int(exact),
-            loss.data_ptr(),
-            fmax.data_ptr(),
-            grad.data_ptr(),
-            hess.data_ptr(),
-        )
+        self._run(self._lib.mlp1_newton, u, s, [loss, fmax, grad, hess], int(exact))
         del keep
         return loss, fmax, grad, hess
 
