@@ -203,6 +203,30 @@ static inline float data_max(float m, float f, float c2) {
 #endif
 }
 
+/* f at lane l of the rows r, and per hidden unit its activation, slope and curvature.
+ * A macro, not a function: as a function the event loops around it no longer vectorise. */
+#define FORWARD(net, r, l, f, act, slope, curv)                                   \
+    do {                                                                          \
+        (f) = (net).b;                                                            \
+        UNROLL                                                                    \
+        for (int a_ = 0; a_ < H; ++a_) {                                          \
+            float z_ = (net).c[a_];                                               \
+            UNROLL                                                                \
+            for (int j_ = 0; j_ < D; ++j_) z_ += (net).w[a_][j_] * (r)->x[j_][l]; \
+            (act)[a_] = activation(z_, &(slope)[a_], &(curv)[a_]);                \
+            (f) += (net).v[a_] * (act)[a_];                                       \
+        }                                                                         \
+    } while (0)
+
+/* per-lane partial sums and maxima into the unit's total and max */
+static inline void fold_lanes(const float part[LANES], const float mx[LANES], double *total,
+                              float *m) {
+    for (int l = 0; l < LANES; ++l) {
+        *total += part[l];
+        *m = mx[l] > *m ? mx[l] : *m;
+    }
+}
+
 void mlp1_loss(const inputs_t *in, int64_t u0, int64_t u1, double *loss, float *fmax) {
     for (int64_t u = u0; u < u1; ++u) {
         net_t net;
@@ -220,22 +244,13 @@ void mlp1_loss(const inputs_t *in, int64_t u0, int64_t u1, double *loss, float *
                 const rows_t *r = at(&rows, i0, in->n, &tail);
 #pragma omp simd
                 for (int l = 0; l < LANES; ++l) {
-                    float f = net.b, sl, cv, dr, dq;
-                    UNROLL
-                    for (int a = 0; a < H; ++a) {
-                        float z = net.c[a];
-                        UNROLL
-                        for (int j = 0; j < D; ++j) z += net.w[a][j] * r->x[j][l];
-                        f += net.v[a] * activation(z, &sl, &cv);
-                    }
+                    float f, act[H], slope[H], curv[H], dr, dq;
+                    FORWARD(net, r, l, f, act, slope, curv);
                     part[l] += loss_terms(f, r->scale * r->c1[l], r->c2[l], &dr, &dq);
                     mx[l] = data_max(mx[l], f, r->c2[l]);
                 }
             }
-            for (int l = 0; l < LANES; ++l) {
-                total += part[l];
-                m = mx[l] > m ? mx[l] : m;
-            }
+            fold_lanes(part, mx, &total, &m);
         }
         loss[u] = total;
         fmax[u] = m;
@@ -260,15 +275,8 @@ void mlp1_grad(const inputs_t *in, int64_t u0, int64_t u1, double *loss, float *
                 const rows_t *r = at(&rows, i0, in->n, &tail);
 #pragma omp simd
                 for (int l = 0; l < LANES; ++l) {
-                    float f = net.b, act[H], slope[H], cv, dr, dq;
-                    UNROLL
-                    for (int a = 0; a < H; ++a) {
-                        float z = net.c[a];
-                        UNROLL
-                        for (int j = 0; j < D; ++j) z += net.w[a][j] * r->x[j][l];
-                        act[a] = activation(z, &slope[a], &cv);
-                        f += net.v[a] * act[a];
-                    }
+                    float f, act[H], slope[H], curv[H], dr, dq;
+                    FORWARD(net, r, l, f, act, slope, curv);
                     part[l] += loss_terms(f, r->scale * r->c1[l], r->c2[l], &dr, &dq);
                     mx[l] = data_max(mx[l], f, r->c2[l]);
                     UNROLL
@@ -282,10 +290,7 @@ void mlp1_grad(const inputs_t *in, int64_t u0, int64_t u1, double *loss, float *
                     gp[IO][l] += dr;
                 }
             }
-            for (int l = 0; l < LANES; ++l) {
-                total += part[l];
-                m = mx[l] > m ? mx[l] : m;
-            }
+            fold_lanes(part, mx, &total, &m);
             UNROLL
             for (int k = 0; k < P; ++k)
                 for (int l = 0; l < LANES; ++l) g[k] += gp[k][l];
@@ -336,15 +341,8 @@ void mlp1_newton(const inputs_t *in, int64_t u0, int64_t u1, int exact, double *
 #pragma omp simd reduction(+ : part) reduction(max : m)
                 for (int l = 0; l < LANES; ++l) {
                     const int i = b0 + l;
-                    float f = net.b, act[H], slope[H], curv[H], dr, dq;
-                    UNROLL
-                    for (int a = 0; a < H; ++a) {
-                        float z = net.c[a];
-                        UNROLL
-                        for (int j = 0; j < D; ++j) z += net.w[a][j] * r->x[j][l];
-                        act[a] = activation(z, &slope[a], &curv[a]);
-                        f += net.v[a] * act[a];
-                    }
+                    float f, act[H], slope[H], curv[H], dr, dq;
+                    FORWARD(net, r, l, f, act, slope, curv);
                     part += loss_terms(f, r->scale * r->c1[l], r->c2[l], &dr, &dq);
                     m = data_max(m, f, r->c2[l]);
                     UNROLL
