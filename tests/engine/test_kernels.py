@@ -54,13 +54,8 @@ def test_kernel_equals_autograd(arch, loss, shared):
 
 @pytest.mark.skipif(not compiler_available(), reason="torch.compile has no C++ compiler here")
 @pytest.mark.parametrize("backend", ["compiled", "inductor"])
-def test_compiled_adam_matches_eager_adam(backend):
-    rng = np.random.default_rng(0)
-    n = 2000
-    x = torch.tensor(rng.exponential(size=(n, 1)), dtype=torch.float32)
-    labels = torch.tensor(rng.random((2, n)) < 0.5, dtype=torch.float32)
-    m = MLP((1, 4, 1))
-    obj = ExtendedLikelihoodObjective(m, x, torch.ones(n), labels.mean(1), labels)
+def test_compiled_adam_matches_eager_adam(backend, label_split):
+    m, obj = label_split(2000)
     eager = fit(obj, m.init([1, 2]), FitConfig(epochs=50, backend="eager"))
     compiled = fit(obj, m.init([1, 2]), FitConfig(epochs=50, backend=backend))
     np.testing.assert_allclose(compiled.loss, eager.loss, rtol=1e-4)

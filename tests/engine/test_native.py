@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from symnplm.engine import MLP, ExtendedLikelihoodObjective, FitConfig, fit, native
+from symnplm.engine import FitConfig, fit, native
 from symnplm.engine.kernels import mlp1_newton_terms, mlp_loss_and_grad
 
 pytestmark = pytest.mark.skipif(
@@ -170,14 +170,10 @@ def test_missing_compiler_means_fallback(tmp_path, monkeypatch):
     assert [p.suffix for p in tmp_path.iterdir()] == [".so"]
 
 
-def test_fit_with_native_kernels_follows_eager():
+def test_fit_with_native_kernels_follows_eager(label_split):
     """Adam and the first Newton steps through native kernels follow autograd / matrix algebra."""
-    rng = np.random.default_rng(0)
     n = 3000
-    x = torch.tensor(rng.exponential(size=(n, 1)), dtype=torch.float32)
-    labels = torch.tensor(rng.random((2, n)) < 0.5, dtype=torch.float32)
-    m = MLP((1, 4, 1))
-    obj = ExtendedLikelihoodObjective(m, x, torch.ones(n), labels.mean(1), labels)
+    m, obj = label_split(n)
     backends = ("eager", "compiled")
     adam = {b: fit(obj, m.init([1, 2]), FitConfig(epochs=50, backend=b)) for b in backends}
     # losses are sums over 3000 events of terms of order one that cancel to ~1: compare
