@@ -525,9 +525,12 @@ def _newton_functions(objective: Objective, cfg: FitConfig) -> tuple[Callable, C
         activation = objective.model.activation
         newton_kernel = compiled_newton_kernel(activation, kind, exact)
         loss_kernel = compiled_loss_kernel(activation, kind)
-    size = min(max(1, cfg.max_chunk_elements // (4 * objective.n_units)), objective.n_events)
-    if native is not None:  # no working memory per event: one call over all events
-        size = objective.n_events
+    # native kernels need no working memory per event: one call over all events
+    size = (
+        objective.n_events
+        if native is not None
+        else min(max(1, cfg.max_chunk_elements // (4 * objective.n_units)), objective.n_events)
+    )
     chunks = [slice(i, i + size) for i in range(0, objective.n_events, size)]
 
     def padded(theta: torch.Tensor, units: torch.Tensor, kernel: Callable):
