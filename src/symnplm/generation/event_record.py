@@ -73,6 +73,17 @@ class ParticleBatch:
     def n_events(self) -> int:
         return len(self.offsets) - 1
 
+    def select_events(self, mask: np.ndarray) -> ParticleBatch:
+        """The events where ``mask`` (one bool per event) is True; indices stay local."""
+        counts = np.diff(self.offsets)[mask]
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        per_particle = np.repeat(mask, np.diff(self.offsets))
+        arrays = {
+            f: getattr(self, f)[per_particle] for f in self.__dataclass_fields__ if f != "offsets"
+        }
+        return ParticleBatch(offsets=offsets, **arrays)
+
     @property
     def event_index(self) -> np.ndarray:
         """Event number (0-based within the batch) of every particle."""

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from symnplm.fileio import read_json, write_json
-from symnplm.generation import nanoaod
+from symnplm.generation import nanoaod, truth
 from symnplm.generation.detector import Collection, RecoEvents, child_seed, simulate
 from symnplm.generation.detector_config import DetectorConfig
 from symnplm.generation.event_generator import PYTHIA_SEED_MAX, PythiaGenerator
@@ -80,6 +80,12 @@ class GenerationConfig:
         Multiplies the planned σ × L number of events (weights scale by 1/event_scale).
     skim_pt_min
         Keep events with ≥ 1 electron and ≥ 1 muon of at least this pT; ``None`` keeps all.
+    truth_filter_pt
+        Pass to the detector only events with a generated (FSR-dressed) electron and a
+        muon of at least this pT (needs ``skim_pt_min``; well below it, e.g. 0.8 ×, so
+        that no event the skim would keep is lost to resolution or scale offsets). It
+        saves the detector simulation of most Z → ττ events; the files differ from an
+        unfiltered production (other random numbers), not their distributions.
     gen_jets
         Write the particle-level jets of the reconstructed jets (``GenJet``).
     detector
@@ -97,6 +103,7 @@ class GenerationConfig:
     skim_pt_min: float | None = SKIM_PT_MIN
     gen_jets: bool = True
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    truth_filter_pt: float | None = None
 
     def __post_init__(self) -> None:
         known = all_processes(self.lfv_branching_ratio)  # also validates the BR
@@ -122,6 +129,21 @@ class GenerationConfig:
             raise ValueError(f"event_scale must be > 0, got {self.event_scale!r}")
         if self.skim_pt_min is not None and self.skim_pt_min < 0:
             raise ValueError(f"skim_pt_min must be >= 0 or None, got {self.skim_pt_min!r}")
+        if self.truth_filter_pt is not None:
+            if self.skim_pt_min is None:
+                raise ValueError(
+                    "truth_filter_pt needs skim_pt_min: without a skim every event is kept"
+                )
+            if self.detector.jet_fake_electron_rate > 0:
+                raise ValueError(
+                    "truth_filter_pt cannot be used with jet_fake_electron_rate > 0: it would "
+                    "drop the events whose electron is a jet"
+                )
+            if not 0 <= self.truth_filter_pt <= self.skim_pt_min:
+                raise ValueError(
+                    f"truth_filter_pt must lie in [0, skim_pt_min = {self.skim_pt_min}], "
+                    f"got {self.truth_filter_pt!r}"
+                )
         check_branching_ratio(self.lfv_branching_ratio)
 
     def to_dict(self) -> dict[str, Any]:
@@ -188,19 +210,27 @@ def pythia_seed(sequence: np.random.SeedSequence) -> int:
 
 # --------------------------------------------------------------------------- one chunk
 @dataclass(frozen=True)
+class ChunkOutput:
+    """One file of a chunk: the detector that makes it, where it goes, its metadata."""
+
+    detector: DetectorConfig
+    path: str
+    metadata: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class ChunkTask:
-    """Everything a worker process needs to produce one file."""
+    """Everything a worker process needs to produce one chunk (one file per detector)."""
 
     plan: DatasetPlan
     chunk: int
     n_events: int
     first_event: int
     seed: int
-    detector: DetectorConfig
     skim_pt_min: float | None
+    truth_filter_pt: float | None
     gen_jets: bool
-    path: str
-    metadata: Mapping[str, Any]
+    outputs: tuple[ChunkOutput, ...]
 
 
 @dataclass(frozen=True)
@@ -250,57 +280,70 @@ def _select(reco: RecoEvents, mask: np.ndarray) -> RecoEvents:
 
 
 def generate_chunk(task: ChunkTask, progress: Callable[[int], None] | None = None) -> ChunkResult:
-    """Generate, simulate, skim and write one file (see the module docstring for weights)."""
+    """Generate one chunk with Pythia once, pass it through every detector of
+    ``task.outputs``, skim and write one file each (see the module docstring for weights).
+
+    Each detector gets the same random streams, so a file is the same whether it is
+    produced alone or beside other detector variants.
+    """
     start = time.perf_counter()
     plan = task.plan
     sequence = chunk_seed_sequence(task.seed, plan.name, task.chunk)
     seed_for_pythia = pythia_seed(child_seed(sequence, 0))
     generator = PythiaGenerator(plan.spec, seed_for_pythia)
     detector_sequence = child_seed(sequence, 1)
-    kept: list[RecoEvents] = []
-    kept_index: list[np.ndarray] = []
+    kept: list[list[RecoEvents]] = [[] for _ in task.outputs]
+    kept_index: list[list[np.ndarray]] = [[] for _ in task.outputs]
     tau_all: list[np.ndarray] = []
     done = 0
     for batch in generator.batches(task.n_events, BATCH_SIZE):
         batch_seed = child_seed(detector_sequence, done // BATCH_SIZE)
-        reco = simulate(batch, task.detector, batch_seed, task.gen_jets)
-        mask = _skim_mask(reco, task.skim_pt_min)
-        kept.append(_select(reco, mask))
-        kept_index.append(done + np.nonzero(mask)[0])
-        tau_all.append(reco.tau_decays)
-        done += batch.n_events
+        tau_all.append(truth.count_tau_decays(batch))
+        index = np.arange(batch.n_events)
+        if task.truth_filter_pt is not None:
+            index = np.nonzero(truth.has_electron_and_muon(batch, task.truth_filter_pt))[0]
+            batch = batch.select_events(np.isin(np.arange(batch.n_events), index))
+        for k, output in enumerate(task.outputs):
+            reco = simulate(batch, output.detector, batch_seed, task.gen_jets)
+            mask = _skim_mask(reco, task.skim_pt_min)
+            kept[k].append(_select(reco, mask))
+            kept_index[k].append(done + index[mask])
+        done += len(tau_all[-1])
         if progress is not None:
-            progress(batch.n_events)
+            progress(len(tau_all[-1]))
     sigma_pb = generator.sigma_pb()
     tau_br = generator.tau_branching_fraction
     norm = sigma_pb * plan.spec.k_factor * plan.luminosity_fb * 1000.0 / plan.n_events
     all_weights = (norm * tau_br ** np.concatenate(tau_all)).astype(np.float32)
-    events = _concatenate(kept)
-    index = np.concatenate(kept_index)
-    ids = {
-        "run": np.ones(len(index), dtype=np.uint32),
-        "luminosityBlock": np.full(len(index), task.chunk + 1, dtype=np.uint32),
-        "event": (task.first_event + index + 1).astype(np.uint64),
-    }
     w64 = all_weights.astype(np.float64)
     runs = {
         "genEventCount": done,
         "genEventSumw": float(w64.sum()),
         "genEventSumw2": float((w64**2).sum()),
     }
-    metadata = dict(task.metadata) | {
-        "chunk": task.chunk,
-        "n_generated": done,
-        "first_event": task.first_event,
-        "pythia_seed": seed_for_pythia,
-        "sigma_lo_pb": sigma_pb,
-        "sigma_lo_error_pb": generator.sigma_error_pb(),
-        "tau_branching_fraction": tau_br,
-    }
-    arrays = nanoaod.events_arrays(events, ids, all_weights[index])
-    nanoaod.write_file(task.path, arrays, runs, metadata)
+    written = 0
+    for k, output in enumerate(task.outputs):
+        events = _concatenate(kept[k])
+        index = np.concatenate(kept_index[k])
+        ids = {
+            "run": np.ones(len(index), dtype=np.uint32),
+            "luminosityBlock": np.full(len(index), task.chunk + 1, dtype=np.uint32),
+            "event": (task.first_event + index + 1).astype(np.uint64),
+        }
+        metadata = dict(output.metadata) | {
+            "chunk": task.chunk,
+            "n_generated": done,
+            "first_event": task.first_event,
+            "pythia_seed": seed_for_pythia,
+            "sigma_lo_pb": sigma_pb,
+            "sigma_lo_error_pb": generator.sigma_error_pb(),
+            "tau_branching_fraction": tau_br,
+        }
+        arrays = nanoaod.events_arrays(events, ids, all_weights[index])
+        nanoaod.write_file(output.path, arrays, runs, metadata)
+        written += len(index)
     return ChunkResult(
-        plan.name, task.chunk, done, len(index), runs["genEventSumw"], time.perf_counter() - start
+        plan.name, task.chunk, done, written, runs["genEventSumw"], time.perf_counter() - start
     )
 
 
@@ -350,6 +393,8 @@ def dataset_metadata(plan: DatasetPlan, config: GenerationConfig) -> dict[str, A
         "gen_jets": config.gen_jets,
         "detector": config.detector.to_dict(),
     }
+    if config.truth_filter_pt is not None:
+        defining["truth_filter_pt"] = config.truth_filter_pt
     # Hash of what determines this dataset's files (not of the other datasets of the
     # production), so that productions can be extended and subsets re-generated.
     digest = hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:16]
@@ -360,25 +405,46 @@ def dataset_metadata(plan: DatasetPlan, config: GenerationConfig) -> dict[str, A
     }
 
 
-def _tasks(config: GenerationConfig, output: Path) -> tuple[list[ChunkTask], list[str]]:
+def _variant_configs(
+    config: GenerationConfig, output: Path, variants: Mapping[str, DetectorConfig] | None
+) -> dict[Path, GenerationConfig]:
+    """Output directory → configuration: ``output`` itself, or ``output/<name>`` per variant."""
+    if variants is None:
+        return {output: config}
+    if not variants:
+        raise ValueError("variants: give at least one detector")
+    for name in variants:
+        if not name or Path(name).name != name or name.startswith("."):
+            raise ValueError(f"variant name {name!r} must be a plain directory name")
+    return {output / name: dataclasses.replace(config, detector=d) for name, d in variants.items()}
+
+
+def _tasks(
+    config: GenerationConfig, outputs: Mapping[Path, GenerationConfig]
+) -> tuple[list[ChunkTask], list[str]]:
     tasks, skipped = [], []
     for plan in plan_datasets(config):
-        meta = dataset_metadata(plan, config)
+        metas = {out: dataset_metadata(plan, cfg) for out, cfg in outputs.items()}
         first = 0
         for chunk, n in enumerate(plan.chunk_sizes()):
-            path = output / plan.file_name(chunk)
-            if path.exists():
-                recorded = nanoaod.read_metadata(path).get("config_hash")
-                if recorded != meta["config_hash"]:
-                    raise ValueError(
-                        f"{path} exists but was generated with another configuration "
-                        f"(config_hash {recorded} != {meta['config_hash']}); use another "
-                        f"output directory or delete it"
-                    )
-                skipped.append(str(path))
-            else:
+            missing = []
+            for out, cfg in outputs.items():
+                path = out / plan.file_name(chunk)
+                expected = metas[out]["config_hash"]
+                if path.exists():
+                    recorded = nanoaod.read_metadata(path).get("config_hash")
+                    if recorded != expected:
+                        raise ValueError(
+                            f"{path} exists but was generated with another configuration "
+                            f"(config_hash {recorded} != {expected}); use another "
+                            f"output directory or delete it"
+                        )
+                    skipped.append(str(path))
+                    continue
                 for stale in path.parent.glob(f".{path.name}.*.tmp"):
                     stale.unlink()  # left by an interrupted run
+                missing.append(ChunkOutput(cfg.detector, str(path), metas[out]))
+            if missing:
                 tasks.append(
                     ChunkTask(
                         plan,
@@ -386,11 +452,10 @@ def _tasks(config: GenerationConfig, output: Path) -> tuple[list[ChunkTask], lis
                         n,
                         first,
                         config.seed,
-                        config.detector,
                         config.skim_pt_min,
+                        config.truth_filter_pt,
                         config.gen_jets,
-                        str(path),
-                        meta,
+                        tuple(missing),
                     )
                 )
             first += n
@@ -402,6 +467,7 @@ def produce(
     output: str | os.PathLike[str],
     workers: int = 1,
     progress: bool = True,
+    variants: Mapping[str, DetectorConfig] | None = None,
 ) -> ProductionReport:
     """Generate every missing file of ``config`` under ``output`` and write the fileset.
 
@@ -415,12 +481,20 @@ def produce(
         Worker processes (1 runs in this process).
     progress
         Show a rich progress bar.
+    variants
+        Detector variants ``{name: detector}`` (replacing ``config.detector``): each
+        event is generated once and simulated by every detector, and variant ``name``
+        is written to ``output/name`` (its own files and fileset, the same as a
+        production with that detector alone). ``fileset_path`` of the report is the
+        first variant's.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers!r}")
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    tasks, skipped = _tasks(config, output)
+    outputs = _variant_configs(config, output, variants)
+    for out in outputs:
+        out.mkdir(parents=True, exist_ok=True)
+    tasks, skipped = _tasks(config, outputs)
     # Longest first: better packing of the chunks onto the workers.
     tasks.sort(key=lambda t: -t.n_events)
     totals: dict[str, int] = {}
@@ -433,8 +507,8 @@ def produce(
                 results.append(generate_chunk(t, lambda n, d=t.plan.name: display.advance(d, n)))
         else:
             results = _run_pool(tasks, workers, display)
-    fileset_path = write_fileset(config, output)
-    return ProductionReport(fileset_path, results, skipped)
+    paths = [write_fileset(cfg, out) for out, cfg in outputs.items()]
+    return ProductionReport(paths[0], results, skipped)
 
 
 def _run_pool(tasks: list[ChunkTask], workers: int, display: _ProgressDisplay) -> list[ChunkResult]:

@@ -249,3 +249,24 @@ def dressing_owner(batch: ParticleBatch, cone: float = DRESSING_CONE) -> np.ndar
     """For every stable photon, the global index of the nearest stable e/μ within ``cone``
     (-1 otherwise); -1 for all other particles."""
     return _dress(batch.offsets, batch.pdg_id, batch.px, batch.py, batch.pz, batch.is_visible, cone)
+
+
+def has_electron_and_muon(batch: ParticleBatch, pt_min: float) -> np.ndarray:
+    """Events with a stable electron (FSR-dressed, ΔR < 0.1) and a stable muon above ``pt_min``.
+
+    A generator-level pre-selection: an event without both cannot give a reconstructed
+    e-mu pair much above ``pt_min`` (resolution and scale offsets aside), so the
+    detector simulation can skip it.
+    """
+    px, py = batch.px.copy(), batch.py.copy()
+    owner = dressing_owner(batch)
+    photon = owner >= 0
+    np.add.at(px, owner[photon], batch.px[photon])
+    np.add.at(py, owner[photon], batch.py[photon])
+    pt = np.hypot(px, py)
+    visible, abs_id, event = batch.is_visible, np.abs(batch.pdg_id), batch.event_index
+    out = []
+    for flavour in (11, 13):
+        hit = visible & (abs_id == flavour) & (pt >= pt_min)
+        out.append(np.bincount(event[hit], minlength=batch.n_events) > 0)
+    return out[0] & out[1]
