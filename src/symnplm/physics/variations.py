@@ -1,4 +1,4 @@
-"""Nuisance variations: lepton momentum scale and normalisation (seed 001, two-body study).
+"""Nuisance variations: lepton momentum scale and normalisation (arXiv:2111.13633, two-body study).
 
 A variation is a modified copy of the sample at a nuisance value ν, in units of the
 nuisance's standard deviation σ:
@@ -10,10 +10,10 @@ nuisance's standard deviation σ:
   and between ``emu`` and ``mue``;
 - normalisation: every event weight times exp(ν σ_N).
 
-Regimes of seed 001: muon-like σ = 0.05 % / 0.15 % (barrel / endcap), electron-like
+Regimes of arXiv:2111.13633: muon-like σ = 0.05 % / 0.15 % (barrel / endcap), electron-like
 0.3 % / 0.9 %, τ-like 3 % / 3 %.
 
-Names follow DESIGN.md: ``nominal``, ``<source>_up<k>`` / ``<source>_down<k>`` for
+Names follow the project's convention: ``nominal``, ``<source>_up<k>`` / ``<source>_down<k>`` for
 ν = ±k (``1.5`` is written ``1p5``; ν = 0 is ``<source>_up0``, identical to nominal).
 """
 
@@ -31,7 +31,7 @@ Flavour = Literal["electron", "muon"]
 
 
 def variation_name(source: str, nu: float) -> str:
-    """DESIGN.md name of the variation ``source`` at ``nu`` standard deviations."""
+    """Name of the variation ``source`` at ``nu`` standard deviations."""
     k = abs(float(nu))
     magnitude = str(int(k)) if k.is_integer() else repr(k).replace(".", "p")
     return f"{source}_{'down' if nu < 0 else 'up'}{magnitude}"
@@ -77,9 +77,9 @@ class MomentumScale:
         return np.exp(nu * sigma)
 
 
-#: Electron-like regime of seed 001: 0.3 % barrel, 0.9 % endcaps.
+#: Electron-like regime of arXiv:2111.13633: 0.3 % barrel, 0.9 % endcaps.
 ELECTRON_SCALE = MomentumScale("electron", 0.003)
-#: Muon-like regime of seed 001: 0.05 % barrel, 0.15 % endcaps.
+#: Muon-like regime of arXiv:2111.13633: 0.05 % barrel, 0.15 % endcaps.
 MUON_SCALE = MomentumScale("muon", 0.0005)
 
 
@@ -95,7 +95,7 @@ class Normalisation:
         return float(np.exp(nu * self.sigma))
 
 
-#: σ_N = 2.5 % (seed 001).
+#: σ_N = 2.5 % (arXiv:2111.13633).
 NORMALISATION = Normalisation()
 
 

@@ -1,7 +1,7 @@
 """Systematic uncertainties: nuisance-aware NPLM (t = τ - Δ) and its symmetrized extension.
 
 * :mod:`.delta_learning` — δ_k(x) of r(x; ν) = exp(Σ_k δ_k ν^k) learned from nominal and
-  varied samples with the quadratic loss of arXiv:2007.10356 (seed 001);
+  varied samples with the quadratic loss of arXiv:2007.10356 (as in arXiv:2111.13633);
 * :mod:`.nuisances` — nuisances (learned shape, analytic normalisation, A/B asymmetry)
   and their Gaussian auxiliary constraints;
 * :mod:`.objectives` — the engine objective fitting f and ν jointly (or ν alone);

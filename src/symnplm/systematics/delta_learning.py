@@ -1,6 +1,6 @@
 """Learning δ_k(x) of r(x; ν) = exp(Σ_k δ_k(x) ν^k) from nominal and varied samples.
 
-Seed 001, "Taylor's expansion learning": a parametrised classifier is trained on
+arXiv:2111.13633 ("Taylor's expansion learning"): a parametrised classifier is trained on
 the nominal sample S_1 and the samples S_0(ν_i) simulated at nuisance values ν_i,
 with the quadratic loss of arXiv:2007.10356,
 
@@ -17,7 +17,7 @@ as U units of one batched program.
 
 Expansion order
 ---------------
-K = 2 by default (seed 001: exp[δ_1 ν + δ_2 ν²]). The exponential keeps r > 0, and
+K = 2 by default (arXiv:2111.13633: exp[δ_1 ν + δ_2 ν²]). The exponential keeps r > 0, and
 for a momentum scale acting on a steeply falling spectrum log r is close to
 quadratic in ν over |ν| ≤ 2 (the cubic term of the scaled exponential of
 :mod:`.toys` is σ³ν³x/6, 10⁻³ for σ = 5 %, ν = 2). Order K needs at least K
@@ -208,7 +208,7 @@ def _quadratic_terms(
 
 @dataclass
 class DeltaObjective:
-    """Quadratic parametrised-classifier loss of seed 001 for δ_1 … δ_K (K networks).
+    """Quadratic parametrised-classifier loss of arXiv:2111.13633 for δ_1 … δ_K (K networks).
 
     Events are shared by all units (U initialisations). Parameters of a unit are
     the K networks' tensors, δ_1's first.
@@ -434,7 +434,7 @@ def learn_deltas(
     seed: int = 0,
     n_init: int = 1,
 ) -> LearnedNuisance:
-    """Fit δ_1(x) … δ_K(x) of one nuisance source (quadratic loss, seed 001 / 2007.10356).
+    """Fit δ_1(x) … δ_K(x) of one nuisance source (quadratic loss of arXiv:2007.10356).
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """Nuisance-aware test statistics t = τ - Δ: NPLM and symmetrized.
 
-Seed 001 ("Tau term", "Delta term") / seed 002 ("An Imperfect Machine"):
+arXiv:2111.13633 ("Learning new physics from an imperfect machine", the τ and Δ terms):
 
     t(D, A) = 2 log [max_{w,ν} L(H_{w,ν}|D) L(ν|A) / max_ν L(R_ν|D) L(ν|A)] = τ - Δ,
     τ = -2 min_{w,ν} L[f, ν],        Δ = -2 min_ν L[ν],
@@ -257,7 +257,7 @@ class _NuisanceTest(NetworkTest):
 
 
 class NuisanceNPLMTest(_NuisanceTest):
-    """NPLM with nuisances, t = τ - Δ (seed 001): A is the data, B the central-value reference.
+    """NPLM with nuisances, t = τ - Δ (arXiv:2111.13633): A the data, B the central reference.
 
     L[f, ν] = Σ_{x∈B} c (e^{f + log r(x;ν)} - 1) - Σ_{x∈A} (f + log r(x;ν)) + C(ν),
     c = (N(R_0) / Ñ_B) w: the reference is normalised to the *expected* yield, so a
@@ -326,7 +326,7 @@ class NuisanceNPLMTest(_NuisanceTest):
             Return the fitted f and ν.
         aux
             Auxiliary measurements ν̂ per replica ``(R, J)`` (toys draw them around the
-            true ν*, seed 001); default the nuisance set's ``aux``.
+            true ν*, arXiv:2111.13633); default the nuisance set's ``aux``.
         """
         n_exp = self.n_expected if self.n_expected else batch.sum_b
         scale = np.broadcast_to(n_exp, (batch.n_replicas,)) / batch.sum_b

@@ -1,19 +1,19 @@
 """Nuisance parameters as log-ratio expansions, and the set of them a test profiles.
 
-The reference family of seed 001 ("Model of systematic uncertainties effects") is
+The reference family of arXiv:2111.13633 (its model of systematic effects) is
 
     n(x|R_ν) = n(x|R_0) r(x; ν),    r(x; ν) = exp[δ_1(x) ν + δ_2(x) ν² + …],
 
 one term per nuisance (independent nuisances, no cross terms ν_i ν_j — the
-factorised approximation of seed 001's two-body study, where each δ is learned
+factorised approximation of the two-body study of arXiv:2111.13633, where each δ is learned
 from variations of one source at a time). ν is measured in units of the
 nuisance's standard deviation, as the variation samples are named
-(``<source>_up1`` is ν = +1, DESIGN.md).
+(``<source>_up1`` is ν = +1).
 
 A nuisance here is anything with a ``name``, an expansion ``order`` K and
 ``coefficients(x) -> (K, N)`` array of δ_1(x) … δ_K(x); a :class:`NuisanceSet`
 stacks them into the ``(J, K, N)`` array the fits use, with the Gaussian
-auxiliary constraints (seed 001 backup slide "auxiliary term"):
+auxiliary constraints (the auxiliary term of arXiv:2111.13633):
 
     2 log[L(ν|A) / L(0|A)] = Σ_j [ν̂_j² - (ν̂_j - ν_j)²] / σ_j².
 """
@@ -46,7 +46,7 @@ class Nuisance(Protocol):
 
 @dataclass(frozen=True)
 class NormalisationNuisance:
-    """Global normalisation: r(x; ν) = exp(σ_N ν), analytic (seed 001 "Normalization").
+    """Global normalisation: r(x; ν) = exp(σ_N ν), analytic (as in arXiv:2111.13633).
 
     Matches :class:`symnplm.physics.variations.Normalisation`: weights × exp(ν σ_N)
     with ν in standard deviations, so δ_1 = σ_N everywhere and δ_k>1 = 0.

@@ -6,7 +6,7 @@ optimisers (:func:`symnplm.engine.fit`) fit f and ν jointly, U units at once.
 
 Two likelihoods share the construction, selected by ``link``:
 
-``"extended"`` — NPLM with nuisances, seed 002 "Tau term":
+``"extended"`` — NPLM with nuisances, the τ term of arXiv:2111.13633:
     L[f, ν] = Σ_R c (e^{f + log r} - 1) - Σ_D β (f + log r) + C(ν),
     i.e. :func:`~symnplm.engine.losses.extended_likelihood_loss` of z = f + log r.
 ``"crossentropy"`` — symmetrized test in the δ parametrisation (2401.09530
@@ -14,7 +14,7 @@ Two likelihoods share the construction, selected by ``link``:
     z = 2f(x) + log r_A(x; ν) - log r_B(x; ν);
     i.e. :func:`~symnplm.engine.losses.cross_entropy_loss` of z.
 
-The auxiliary term (seed 001 backup, "auxiliary term") is
+The auxiliary term (arXiv:2111.13633) is
 C(ν) = ½ Σ_j [(ν_j - ν̂_j)² - ν̂_j²] / σ_j², zero at ν = 0, so that the loss of
 the central-value reference is 0 (extended) and τ, Δ are measured from R_0.
 
@@ -22,7 +22,7 @@ log r(x; ν) = Σ_{j,k} ν_j^k D_{j,k}(x) with the coefficient functions D evalu
 once on the events (:meth:`symnplm.systematics.NuisanceSet.coefficients`): the δ
 networks are frozen, so ν enters polynomially and its derivatives are exact.
 
-With ``model=None`` there is no f (the Δ term: ν alone, seed 001 "Delta term").
+With ``model=None`` there is no f (the Δ term of arXiv:2111.13633: ν alone).
 """
 
 from __future__ import annotations
