@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
-from symnplm.physics.selection import ELECTRON_CUTS, LeptonCuts
+from symnplm.physics.selection import ETA_VETOES, ISOLATION_MAX, SELECTIONS
 
 #: pb^-1, used when neither --luminosity nor the fileset's metadata gives one
 DEFAULT_LUMINOSITY_PB = 20_000.0
 
 
-def _crack(text: str) -> tuple[float, float]:
+def _range(text: str) -> tuple[float, float]:
     try:
         low, high = (float(x) for x in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected LOW,HIGH (e.g. 1.37,1.52), got {text!r}"
         ) from None
+    if not 0 <= low < high:
+        raise argparse.ArgumentTypeError(f"|eta| range {text!r} needs 0 <= LOW < HIGH")
     return low, high
 
 
@@ -29,10 +30,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="select e-mu / mu-e events from NanoAOD with coffea; write parquet columns and hists",
         description=(
             "Run the e-mu processor over a coffea fileset JSON: exactly one electron and one "
-            "muon (pT >= 15 GeV, |eta| <= 2.3, isolation, ID), categories emu / mue and the "
-            "charge split, m_coll and the two-body features, momentum-scale and normalisation "
-            "variations, optional efficiency-ratio weights. Writes OUTDIR/columns/<dataset>/"
-            "<category>/<variation>.parquet, hists.pkl, cutflow.json and manifest.json."
+            "muon (pT >= 15 GeV, |eta| <= 2.3, isolation, ID; by default the same fiducial "
+            "region and isolation cut for both flavours), categories emu / mue and the charge "
+            "split, m_coll and the two-body features, momentum-scale and normalisation "
+            "variations, optional efficiency-ratio weights (with their uncertainty as "
+            "variations). Writes OUTDIR/columns/<dataset>/<category>/<variation>.parquet, "
+            "hists.pkl, cutflow.json and manifest.json."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -61,10 +64,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     phys.add_argument("--collinear-form", choices=("atlas", "cms"), default="atlas")
     phys.add_argument(
-        "--electron-crack",
-        type=_crack,
+        "--selection",
+        choices=sorted(SELECTIONS),
+        default="lfuv",
+        help="lfuv: the same fiducial region (|eta| vetoes) and isolation cut for e and mu; "
+        "paper: arXiv:2401.09530 (isolation e < 0.15, mu < 0.25, no vetoes)",
+    )
+    phys.add_argument(
+        "--eta-vetoes",
+        type=_range,
+        nargs="*",
         metavar="LOW,HIGH",
-        help="veto electrons with LOW < |eta| < HIGH (e.g. 1.37,1.52)",
+        help="|eta| ranges vetoed for electrons and muons alike (none: no veto); default "
+        f"for lfuv: {' '.join(f'{lo:g},{hi:g}' for lo, hi in ETA_VETOES)}",
+    )
+    phys.add_argument(
+        "--isolation",
+        type=float,
+        metavar="X",
+        help=f"relative isolation cut for both flavours (lfuv default {ISOLATION_MAX:g})",
+    )
+    phys.add_argument(
+        "--events",
+        choices=("all", "even", "odd"),
+        default="all",
+        help="keep only events of this event-number parity (independent halves of a sample)",
     )
     phys.add_argument(
         "--scale-nu",
@@ -97,10 +121,41 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     eff.add_argument("--efficiency-name", help="correction name inside --efficiency-map")
     eff.add_argument(
+        "--allow-map-overlap",
+        action="store_true",
+        help="apply --efficiency-map even to the events it was measured on (biased: the map "
+        "absorbs part of any asymmetry); refused by default",
+    )
+    eff.add_argument(
         "--measure-efficiency-map",
         metavar="JSON",
         help="after processing, measure eps_mu/eps_e = N_mu/N_e from the nominal "
-        "emu+mue samples and write it here",
+        "emu+mue samples and write it here (to apply to *another* sample)",
+    )
+    eff.add_argument(
+        "--efficiency-bootstrap",
+        type=int,
+        default=100,
+        metavar="N",
+        help="bootstrap replicas for the map's bin-by-bin statistical uncertainty",
+    )
+    eff.add_argument("--efficiency-seed", type=int, default=1, help="seed of the map's bootstrap")
+    eff.add_argument(
+        "--efficiency-pt-edges", type=float, nargs="+", metavar="GEV", help="pT edges of the map"
+    )
+    eff.add_argument(
+        "--efficiency-eta-edges",
+        type=float,
+        nargs="+",
+        metavar="ETA",
+        help="|eta| edges of the map",
+    )
+    eff.add_argument(
+        "--efficiency-min-per-bin",
+        type=float,
+        default=10.0,
+        metavar="N",
+        help="refuse a binning whose median bin holds fewer electrons or muons",
     )
     eff.add_argument(
         "--efficiency-datasets",
@@ -119,6 +174,7 @@ def run_command(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from symnplm.physics.efficiency import EfficiencyRatio
+    from symnplm.physics.selection import lepton_cuts
     from symnplm.processors.efficiency_map import measure_from_output
     from symnplm.processors.emu import EMuProcessor
     from symnplm.processors.inputs import InputError, background_luminosity_fb, load_fileset
@@ -126,9 +182,9 @@ def run_command(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True, soft_wrap=True)  # messages with paths stay whole
     try:
-        electron: LeptonCuts = ELECTRON_CUTS
-        if args.electron_crack is not None:
-            electron = dataclasses.replace(ELECTRON_CUTS, crack=args.electron_crack)
+        electron, muon = lepton_cuts(
+            args.selection, eta_vetoes=args.eta_vetoes, isolation=args.isolation
+        )
         efficiency = (
             EfficiencyRatio.read(args.efficiency_map, args.efficiency_name)
             if args.efficiency_map
@@ -141,12 +197,14 @@ def run_command(args: argparse.Namespace) -> int:
             luminosity = DEFAULT_LUMINOSITY_PB if lumi_fb is None else 1000.0 * lumi_fb
         proc = EMuProcessor(
             electron=electron,
+            muon=muon,
             charge=args.charge,
             scale_nus=args.scale_nu,
             norm_nus=args.norm_nu,
             collinear_form=args.collinear_form,
             efficiency=efficiency,
             luminosity=luminosity,
+            events=args.events,
         )
         report = process_fileset(
             args.fileset,
@@ -159,6 +217,7 @@ def run_command(args: argparse.Namespace) -> int:
             skip_bad_files=args.skip_bad_files,
             scheduler=args.scheduler,
             status=not args.quiet,
+            allow_map_overlap=args.allow_map_overlap,
         )
     except (InputError, FileNotFoundError, KeyError, ValueError) as err:
         console.print(f"[red]error:[/red] {escape(str(err))}")
@@ -188,7 +247,15 @@ def run_command(args: argparse.Namespace) -> int:
 
     if args.measure_efficiency_map:
         try:
-            ratio = measure_from_output(args.outdir, args.efficiency_datasets)
+            ratio = measure_from_output(
+                args.outdir,
+                args.efficiency_datasets,
+                n_bootstrap=args.efficiency_bootstrap,
+                seed=args.efficiency_seed,
+                min_per_bin=args.efficiency_min_per_bin,
+                pt_edges=args.efficiency_pt_edges,
+                abseta_edges=args.efficiency_eta_edges,
+            )
         except (KeyError, ValueError) as err:
             console.print(
                 f"[red]error:[/red] cannot measure the efficiency map: {escape(str(err))}"

@@ -9,8 +9,14 @@ from all of them; MET updated; selection re-applied):
    m_ll, MET, n_jets, the flavour-resolved lepton kinematics;
 3. weight them: genWeight × σ × L / Σw for simulation (1 for data), times the
    efficiency-ratio weight R^ε(electron) when a map is given, times exp(ν σ_N) for
-   the normalisation variations;
+   the normalisation variations and R^ε_up/down / R^ε for the efficiency variations
+   (``efficiency_up1`` / ``efficiency_down1``: every bin of the map moved by its
+   statistical uncertainty);
 4. fill the histograms per category and keep the columns.
+
+``events="even"`` / ``"odd"`` keeps only events of that event-number parity: two
+independent halves of one sample (one to measure an efficiency map on, the other to
+test).
 
 The output is a plain dict (coffea accumulates it across chunks)::
 
@@ -23,16 +29,17 @@ The output is a plain dict (coffea accumulates it across chunks)::
 :meth:`EMuProcessor.postprocess` joins the chunks in a fixed order (file, first
 entry), so every executor gives the same arrays; :meth:`EMuProcessor.tables`
 splits them into the (dataset, category, variation) samples, adding the
-normalisation variations (the nominal events with scaled weights).
+normalisation and efficiency variations (the nominal events with other weights).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import awkward as ak
 import numpy as np
@@ -71,6 +78,12 @@ WEIGHT = "weight"
 _KINEMATICS = ("pt", "eta", "phi", "mass", "charge")
 _EVENT_IDS = ("run", "luminosityBlock", "event")
 _JET_FIELDS = ("pt", "eta", "phi", "mass")  # coffea's jet four-vectors need the mass
+EventParity = Literal["all", "even", "odd"]
+#: Names of the efficiency-map variations and the map systematic each one uses.
+EFFICIENCY_VARIATIONS: tuple[tuple[str, str], ...] = (
+    (variation_name("efficiency", 1.0), "up"),
+    (variation_name("efficiency", -1.0), "down"),
+)
 
 
 class EMuNanoAODSchema(NanoAODSchema):
@@ -97,9 +110,11 @@ class EMuProcessor(processor.ProcessorABC):
     Parameters
     ----------
     electron, muon
-        Lepton cuts; defaults pT ≥ 15 GeV, |η| ≤ 2.3, isolation < 0.15 (e) / 0.25 (μ),
-        ``cutBased ≥ 3`` (e) / ``tightId`` (μ). An ID cut whose branch the input lacks
-        is not applied, and that is recorded in the output (``missing``).
+        Lepton cuts; default the symmetric ``lfuv`` selection
+        (:data:`~symnplm.physics.selection.SELECTIONS`): pT ≥ 15 GeV, |η| ≤ 2.3 with the
+        crack and gap vetoed, isolation < 0.15, ``cutBased ≥ 3`` (e) / ``tightId`` (μ).
+        An ID cut whose branch the input lacks is not applied, and that is recorded in
+        the output (``missing``).
     jets
         Jets counted in ``n_jets`` (pT > 30 GeV, |η| < 4.7, ΔR > 0.4 from the leptons).
         Inputs without jets get ``n_jets = -1``.
@@ -122,6 +137,8 @@ class EMuProcessor(processor.ProcessorABC):
         by R^ε at its electron. ``None`` for no efficiency weights.
     luminosity
         Integrated luminosity in pb⁻¹ for normalising simulation (``xsec`` in pb).
+    events
+        ``"all"``, or only the events with an ``"even"`` / ``"odd"`` event number.
     """
 
     def __init__(
@@ -138,6 +155,7 @@ class EMuProcessor(processor.ProcessorABC):
         collinear_form: CollinearForm = "atlas",
         efficiency: EfficiencyRatio | str | Path | None = None,
         luminosity: float = 20_000.0,
+        events: EventParity = "all",
     ) -> None:
         self.electron = electron
         self.muon = muon
@@ -157,9 +175,29 @@ class EMuProcessor(processor.ProcessorABC):
         if isinstance(efficiency, (str, Path)):
             efficiency = EfficiencyRatio.read(efficiency)
         self.efficiency = efficiency
+        self._check_map_selection()
         if not (math.isfinite(luminosity) and luminosity > 0):
             raise ValueError(f"luminosity must be positive (pb^-1), got {luminosity}")
         self.luminosity = float(luminosity)
+        if events not in ("all", "even", "odd"):
+            raise ValueError(f"events must be 'all', 'even' or 'odd', got {events!r}")
+        self.events = events
+
+    def _check_map_selection(self) -> None:
+        """A map measured with other lepton cuts measures other efficiencies: refuse it."""
+        measured = (self.efficiency.measured_on or {}).get("selection") if self.efficiency else None
+        if not measured:
+            return
+        for flavour, cuts in (("electron", self.electron), ("muon", self.muon)):
+            theirs = measured.get(flavour)
+            mine = json.loads(json.dumps(asdict(cuts)))  # tuples as lists, as in the record
+            if theirs is not None and theirs != mine:
+                differ = sorted(k for k in mine if mine.get(k) != theirs.get(k))
+                raise ValueError(
+                    f"efficiency map {self.efficiency.source} was measured with other {flavour} "
+                    f"cuts ({', '.join(differ)} differ: {[theirs.get(k) for k in differ]} vs "
+                    f"{[mine.get(k) for k in differ]}): measure it with this selection"
+                )
 
     # -- description --------------------------------------------------------------------
     @property
@@ -176,11 +214,35 @@ class EMuProcessor(processor.ProcessorABC):
         return [(variation_name(n.source, nu), n.factor(nu)) for nu in self.norm_nus]
 
     @property
+    def efficiency_variations(self) -> list[tuple[str, str]]:
+        """(name, map systematic) of the efficiency variations (a map with uncertainties)."""
+        if self.efficiency is None or not self.efficiency.has_uncertainty:
+            return []
+        return list(EFFICIENCY_VARIATIONS)
+
+    @property
     def variations(self) -> list[str]:
         """All variation names, ``nominal`` first."""
         return (
-            [NOMINAL] + [v[0] for v in self.scale_variations] + [v[0] for v in self.norm_variations]
+            [NOMINAL]
+            + [v[0] for v in self.scale_variations]
+            + [v[0] for v in self.norm_variations]
+            + [v[0] for v in self.efficiency_variations]
         )
+
+    def weight_variations(self, cols: Mapping[str, np.ndarray]) -> list[tuple[str, Any]]:
+        """(name, weight factor) of the variations made from the nominal events' weights.
+
+        The factor is a number (normalisation) or one value per event (efficiency map).
+        """
+        out: list[tuple[str, Any]] = list(self.norm_variations)
+        if self.efficiency_variations:
+            nominal = self.efficiency(cols["pt_e"], cols["eta_e"])
+            for name, systematic in self.efficiency_variations:
+                out.append(
+                    (name, self.efficiency(cols["pt_e"], cols["eta_e"], systematic) / nominal)
+                )
+        return out
 
     def required_branches(self, mc: bool) -> list[str]:
         """Branches without which the processor cannot run (``genWeight`` for simulation)."""
@@ -213,8 +275,14 @@ class EMuProcessor(processor.ProcessorABC):
             "collinear_form": self.collinear_form,
             "efficiency": None
             if self.efficiency is None
-            else {"source": self.efficiency.source, "name": self.efficiency.name},
+            else {
+                "source": self.efficiency.source,
+                "name": self.efficiency.name,
+                "uncertainty": self.efficiency.has_uncertainty,
+                "measured_on": self.efficiency.measured_on,
+            },
             "luminosity_pb": self.luminosity,
+            "events": self.events,
             "variations": self.variations,
         }
 
@@ -316,6 +384,10 @@ class EMuProcessor(processor.ProcessorABC):
         else:  # a cross section means simulation (genWeight then required); else look for it
             mc = "xsec" in metadata or "genWeight" in events.fields
         self._check(events, metadata, mc)
+        n_all = len(events)
+        if self.events != "all":  # one half of the sample by event-number parity
+            odd = ak.to_numpy(events.event) % 2 == 1
+            events = events[odd if self.events == "odd" else ~odd]
 
         missing: set[str] = set()
         electrons, electron_cuts = self._leptons(events, "Electron", self.electron, missing)
@@ -330,11 +402,13 @@ class EMuProcessor(processor.ProcessorABC):
         chunk = (str(metadata.get("filename", "")), int(metadata.get("entrystart", 0)))
         out: dict[str, Any] = {
             "hists": book_histograms(),
-            "cutflow": {dataset: {"all": len(events)}},
+            "cutflow": {dataset: {"all": n_all}},
             "columns": {},
             "missing": {dataset: missing},
             "weighting": {dataset: {weighting}},
         }
+        if self.events != "all":
+            out["cutflow"][dataset][f"{self.events}_events"] = len(events)
         for variation, e, mu, mpt, mphi in self._variants(electrons, muons, met_pt, met_phi):
             sel = select_emu(e, mu, electron_cuts, muon_cuts, self.charge)
             cols = emu_features(
@@ -354,16 +428,17 @@ class EMuProcessor(processor.ProcessorABC):
             masks = emu_categories(
                 cols["pt_e"], cols["pt_mu"], cols["charge_e"], cols["charge_mu"], self.charge
             )
-            norms = [(variation, 1.0)]
+            factors: list[tuple[str, Any]] = [(variation, 1.0)]
             if variation == NOMINAL:
                 for step, mask in sel.steps.items():
                     out["cutflow"][dataset][step] = int(mask.sum())
                 for category, mask in masks.items():
                     out["cutflow"][dataset][category] = int(mask.sum())
-                norms += self.norm_variations
+                factors += self.weight_variations(cols)
             for category, mask in masks.items():
                 selected = {k: v[mask] for k, v in cols.items()}
-                for name, factor in norms:
+                for name, factor in factors:
+                    factor = factor[mask] if isinstance(factor, np.ndarray) else factor
                     fill_histograms(
                         out["hists"], dataset, category, name, selected, selected[WEIGHT] * factor
                     )
@@ -386,21 +461,18 @@ class EMuProcessor(processor.ProcessorABC):
     ) -> Iterator[tuple[str, str, str, dict[str, np.ndarray]]]:
         """(dataset, category, variation, columns incl. ``weight``) of every sample in ``output``.
 
-        ``output`` is the post-processed accumulator; the normalisation variations are
-        the nominal events with scaled weights.
+        ``output`` is the post-processed accumulator; the normalisation and efficiency
+        variations are the nominal events with other weights.
         """
         for (dataset, variation), cols in output["columns"].items():
             masks = emu_categories(
                 cols["pt_e"], cols["pt_mu"], cols["charge_e"], cols["charge_mu"], self.charge
             )
+            reweighted = self.weight_variations(cols) if variation == NOMINAL else []
             for category in self.categories:
-                selected = {k: v[masks[category]] for k, v in cols.items()}
+                mask = masks[category]
+                selected = {k: v[mask] for k, v in cols.items()}
                 yield dataset, category, variation, selected
-                if variation == NOMINAL:
-                    for name, factor in self.norm_variations:
-                        yield (
-                            dataset,
-                            category,
-                            name,
-                            {**selected, WEIGHT: selected[WEIGHT] * factor},
-                        )
+                for name, factor in reweighted:
+                    factor = factor[mask] if isinstance(factor, np.ndarray) else factor
+                    yield dataset, category, name, {**selected, WEIGHT: selected[WEIGHT] * factor}

@@ -14,6 +14,7 @@ the ``Runs`` trees when absent), ``is_data``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -155,21 +156,48 @@ def background_luminosity_fb(fileset: Mapping[str, Mapping[str, Any]]) -> float 
     return values.pop() if values else None
 
 
-def check_file(path: str, tree: str, branches: Iterable[str]) -> tuple[int, str | None]:
-    """Open ``path`` and check ``tree`` and ``branches``; returns (entries, problem or None)."""
+#: Branches read to fingerprint a file's content (the first entries of each).
+FINGERPRINT_BRANCHES = ("run", "luminosityBlock", "event", "MET_pt")
+_FINGERPRINT_ENTRIES = 1000
+
+
+def _fingerprint(ttree: Any) -> str:
+    """A hash of the tree's size and its first event ids and MET values.
+
+    It identifies a file's content wherever the file lies (copies, other paths), so
+    that a sample is recognised as the same events: event ids alone repeat between
+    simulated productions, their MET values do not.
+    """
+    h = hashlib.sha256(str(int(ttree.num_entries)).encode())
+    for branch in FINGERPRINT_BRANCHES:
+        if branch in ttree:
+            h.update(branch.encode())
+            h.update(
+                np.ascontiguousarray(
+                    ttree[branch].array(library="np", entry_stop=_FINGERPRINT_ENTRIES)
+                ).tobytes()
+            )
+    return h.hexdigest()[:32]
+
+
+def check_file(path: str, tree: str, branches: Iterable[str]) -> tuple[int, str | None, str | None]:
+    """Open ``path`` and check ``tree`` and ``branches``.
+
+    Returns (entries, problem or None, content fingerprint or None).
+    """
     if "://" not in path and not Path(path).exists():
-        return 0, "no such file"
+        return 0, "no such file", None
     try:
         with uproot.open(path) as handle:
             if tree not in handle:
-                return 0, f"no tree {tree!r} (keys: {sorted(handle.keys(cycle=False))})"
+                return 0, f"no tree {tree!r} (keys: {sorted(handle.keys(cycle=False))})", None
             ttree = handle[tree]
             missing = [b for b in branches if b not in ttree]
             if missing:
-                return 0, f"tree {tree!r} lacks the branch(es) {missing}"
-            return int(ttree.num_entries), None
+                return 0, f"tree {tree!r} lacks the branch(es) {missing}", None
+            return int(ttree.num_entries), None, _fingerprint(ttree)
     except Exception as err:  # uproot raises many types for damaged files
-        return 0, f"not a readable ROOT file ({type(err).__name__}: {err})"
+        return 0, f"not a readable ROOT file ({type(err).__name__}: {err})", None
 
 
 def check_fileset(
@@ -178,22 +206,29 @@ def check_fileset(
 ) -> tuple[dict[str, dict[str, Any]], list[BadFile], dict[str, int]]:
     """Check every file; returns (fileset of good files, bad files, entries per dataset).
 
-    ``required`` maps each dataset to the branches its files must have.
+    ``required`` maps each dataset to the branches its files must have. Each dataset
+    of the returned fileset has ``fingerprints`` (path → content fingerprint) beside
+    its files and metadata.
     """
     good: dict[str, dict[str, Any]] = {}
     bad: list[BadFile] = []
     entries: dict[str, int] = {}
     for dataset, entry in fileset.items():
-        files = {}
+        files, prints = {}, {}
         entries[dataset] = 0
         for path, tree in entry["files"].items():
-            n, problem = check_file(path, tree, required[dataset])
+            n, problem, fingerprint = check_file(path, tree, required[dataset])
             if problem is None:
                 files[path] = tree
+                prints[path] = fingerprint
                 entries[dataset] += n
             else:
                 bad.append(BadFile(dataset, path, problem))
-        good[dataset] = {"files": files, "metadata": dict(entry["metadata"])}
+        good[dataset] = {
+            "files": files,
+            "metadata": dict(entry["metadata"]),
+            "fingerprints": prints,
+        }
     return good, bad, entries
 
 

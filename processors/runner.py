@@ -8,6 +8,8 @@ Output directory layout (``symnplm.samples`` reads it back)::
     OUTDIR/hists.pkl       dict of hist.Hist (pickle): m_coll, m_ll, dphi, met, n_jets,
                            lepton_pt/eta/phi; axes dataset, category, variation, …
     OUTDIR/cutflow.json    events after each selection step, per dataset
+    OUTDIR/efficiency_map.json   the efficiency-ratio map applied (if any), with its
+                           measurement record and uncertainties
     OUTDIR/manifest.json   written last, so its presence means the run completed:
                            configuration, seed, package versions, executor and timing,
                            the fileset, skipped files, and every sample with its path,
@@ -36,6 +38,7 @@ from coffea import processor
 
 from symnplm.fileio import atomic_path, write_json
 from symnplm.physics.kinematics import EMU_COLUMNS
+from symnplm.processors.efficiency_map import check_independent
 from symnplm.processors.emu import WEIGHT, EMuNanoAODSchema, EMuProcessor
 from symnplm.processors.histograms import book_histograms
 from symnplm.processors.inputs import (
@@ -51,6 +54,8 @@ from symnplm.processors.inputs import (
 from symnplm.provenance import provenance
 from symnplm.samples import COLUMNS_DIR, MANIFEST_NAME, Sample, sample_path
 
+#: File name of the applied efficiency map inside an output directory.
+EFFICIENCY_MAP_NAME = "efficiency_map.json"
 Executor = Literal["iterative", "futures", "dask"]
 EXECUTORS: tuple[str, ...] = ("iterative", "futures", "dask")
 
@@ -303,6 +308,8 @@ def write_output(
             f"{dataset}/{category}: {len(variations)} variation(s) not written ({variations}); "
             f"e.g. {reason}"
         )
+    if proc.efficiency is not None:
+        proc.efficiency.write(outdir / EFFICIENCY_MAP_NAME)
     with atomic_path(outdir / "hists.pkl") as tmp, open(tmp, "wb") as fh:
         pickle.dump(dict(output["hists"]), fh, protocol=pickle.HIGHEST_PROTOCOL)
     write_json(outdir / "cutflow.json", dict(output["cutflow"]))
@@ -321,6 +328,7 @@ def write_output(
             "columns": names,
             "hists": "hists.pkl",
             "cutflow": dict(output["cutflow"]),
+            "efficiency_map": EFFICIENCY_MAP_NAME if proc.efficiency is not None else None,
             **run_info,
             "samples": samples,
             "provenance": provenance(),
@@ -343,6 +351,7 @@ def process_fileset(
     scheduler: str | None = None,
     status: bool = False,
     retries: int = 0,
+    allow_map_overlap: bool = False,
 ) -> ProcessingReport:
     """Check the inputs, run the processor and write the outputs (module docstring).
 
@@ -366,12 +375,15 @@ def process_fileset(
         Show coffea's progress bar.
     retries
         Retries of a failing chunk (useful for remote files).
+    allow_map_overlap
+        Apply the processor's efficiency map even to events it was measured on
+        (recorded in the notes); refused otherwise.
 
     Raises
     ------
     InputError
         A bad file (named, with the reason) when ``skip_bad_files`` is false, or when
-        no good file is left.
+        no good file is left, or an efficiency map measured on these events.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
@@ -384,6 +396,13 @@ def process_fileset(
     if not any(e["files"] for e in good.values()):
         raise InputError("no readable input file left:\n  " + "\n  ".join(str(b) for b in bad))
     notes: list[str] = []
+    if proc.efficiency is not None:
+        try:
+            check_independent(proc.efficiency, good, proc.events)
+        except InputError as err:
+            if not allow_map_overlap:
+                raise
+            notes.append(f"applied anyway (--allow-map-overlap): {err}")
     _complete_metadata(good)
     if maxchunks is not None:
         notes.append(

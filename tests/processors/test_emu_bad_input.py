@@ -21,8 +21,9 @@ def good_events(n: int = 6) -> list[Event]:
     """n selected events: electron leading in the even ones."""
     return [
         Event(
-            [Lepton(40.0 if i % 2 == 0 else 20.0, 0.1 * i, 0.0, 1)],
-            [Lepton(30.0, -0.1 * i, 2.0, -1, ident=1)],
+            # |eta| 0.2-0.7: inside the fiducial region (clear of the vetoed gap and crack)
+            [Lepton(40.0 if i % 2 == 0 else 20.0, 0.2 + 0.1 * (i % 6), 0.0, 1)],
+            [Lepton(30.0, -0.2 - 0.1 * (i % 6), 2.0, -1, ident=1)],
             (10.0, 1.0),
         )
         for i in range(n)

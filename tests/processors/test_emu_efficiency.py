@@ -55,7 +55,7 @@ def test_measured_map_restores_equal_emu_mue_yields():
     assert abs(emu - mue) / (emu + mue) > 0.05  # the detector makes the samples differ
 
     ratio = measure_efficiency_ratio(
-        pt_e, eta_e, pt_mu, eta_mu, w, pt_edges=PT_EDGES, abseta_edges=ETA_EDGES
+        pt_e, eta_e, pt_mu, eta_mu, w, pt_edges=PT_EDGES, abseta_edges=ETA_EDGES, min_per_bin=0
     )
     assert ratio.measurement["converged"]
     reweighted = w * ratio(pt_e, eta_e)
@@ -72,7 +72,15 @@ def test_measured_map_restores_equal_emu_mue_yields():
 def test_single_iteration_is_the_plain_count_ratio():
     pt_e, eta_e, pt_mu, eta_mu, w = asymmetric_sample()
     ratio = measure_efficiency_ratio(
-        pt_e, eta_e, pt_mu, eta_mu, w, pt_edges=PT_EDGES, abseta_edges=ETA_EDGES, iterations=1
+        pt_e,
+        eta_e,
+        pt_mu,
+        eta_mu,
+        w,
+        pt_edges=PT_EDGES,
+        abseta_edges=ETA_EDGES,
+        iterations=1,
+        min_per_bin=0,
     )
     n_e = np.array(ratio.measurement["n_electron"]).ravel()
     n_mu = np.array(ratio.measurement["n_muon"]).ravel()
@@ -89,14 +97,14 @@ def test_symmetric_sample_gives_a_flat_map():
     # both assignments of every pair, equal efficiencies: nothing to correct
     pt_e, pt_mu = np.concatenate([pt[0], pt[1]]), np.concatenate([pt[1], pt[0]])
     eta_e, eta_mu = np.concatenate([eta[0], eta[1]]), np.concatenate([eta[1], eta[0]])
-    ratio = measure_efficiency_ratio(pt_e, eta_e, pt_mu, eta_mu)
+    ratio = measure_efficiency_ratio(pt_e, eta_e, pt_mu, eta_mu, min_per_bin=0, n_bootstrap=0)
     np.testing.assert_allclose(ratio(pt_e, eta_e), 1.0, rtol=1e-12)
 
 
 def test_correctionlib_round_trip(tmp_path):
     pt_e, eta_e, pt_mu, eta_mu, w = asymmetric_sample()
     ratio = measure_efficiency_ratio(
-        pt_e, eta_e, pt_mu, eta_mu, w, pt_edges=PT_EDGES, abseta_edges=ETA_EDGES
+        pt_e, eta_e, pt_mu, eta_mu, w, pt_edges=PT_EDGES, abseta_edges=ETA_EDGES, min_per_bin=0
     )
     path = ratio.write(tmp_path / "eff.json")
     back = EfficiencyRatio.read(path)
@@ -107,9 +115,14 @@ def test_correctionlib_round_trip(tmp_path):
     import correctionlib
 
     corr = correctionlib.CorrectionSet.from_file(str(path))["efficiency_ratio"]
-    np.testing.assert_array_equal(
-        corr.evaluate(probe_pt, np.abs(probe_eta)), ratio(probe_pt, probe_eta)
-    )
+    for systematic in ("nominal", "up", "down"):
+        np.testing.assert_array_equal(
+            corr.evaluate(systematic, probe_pt, np.abs(probe_eta)),
+            ratio(probe_pt, probe_eta, systematic),
+        )
+    # the measurement record travels inside the file
+    assert back.measurement["n_bootstrap"] == ratio.measurement["n_bootstrap"]
+    np.testing.assert_array_equal(back.bins()[3], ratio.bins()[3])
     # and it survives pickling (sent to coffea workers)
     np.testing.assert_array_equal(
         pickle.loads(pickle.dumps(back))(probe_pt, probe_eta), back(probe_pt, probe_eta)
@@ -144,7 +157,7 @@ def test_user_map_with_signed_eta_input(tmp_path):
     np.testing.assert_array_equal(
         ratio(np.array([20.0, 60.0, 20.0]), np.array([-1.0, -1.0, 1.0])), [1, 2, 3]
     )
-    with pytest.raises(ValueError, match="needs exactly 'pt' and 'abseta'"):
+    with pytest.raises(ValueError, match="needs 'pt' and 'abseta'"):
         EfficiencyRatio.read(path, "other")
     with pytest.raises(KeyError, match="no correction named 'nope'"):
         EfficiencyRatio.read(path, "nope")
@@ -163,3 +176,76 @@ def test_bad_maps_and_samples_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="empty"):
         measure_efficiency_ratio([], [], [], [])
     assert json.loads(EfficiencyRatio.from_bins(PT_EDGES, ETA_EDGES, np.ones((2, 2))).json_text)
+
+
+def test_default_edges_sit_on_the_detector_boundaries():
+    from symnplm.physics.efficiency import DEFAULT_ABSETA_EDGES
+    from symnplm.physics.selection import ETA_VETOES
+
+    # every vetoed region is whole bins: no bin mixes a vetoed and a kept |eta|
+    for low, high in ETA_VETOES:
+        assert low in DEFAULT_ABSETA_EDGES and high in DEFAULT_ABSETA_EDGES
+    assert DEFAULT_ABSETA_EDGES[-1] == 2.3  # the selection's |eta| limit
+    # outside the vetoes, an efficiency step anywhere is resolved to 0.1 in |eta|
+    lows, widths = np.array(DEFAULT_ABSETA_EDGES[:-1]), np.diff(DEFAULT_ABSETA_EDGES)
+    vetoed = np.zeros(len(widths), bool)
+    for low, high in ETA_VETOES:
+        vetoed |= (lows >= low) & (lows < high)
+    assert widths[~vetoed].max() <= 0.1 + 1e-12
+    # configured edges are the map's edges
+    rng = np.random.default_rng(3)
+    pt, eta = rng.uniform(15, 100, (2, 2000)), rng.uniform(-2.3, 2.3, (2, 2000))
+    edges = (0.0, 0.4, 1.1, 2.3)
+    ratio = measure_efficiency_ratio(*pt[:1], *eta[:1], *pt[1:], *eta[1:], abseta_edges=edges,
+                                     n_bootstrap=0)  # fmt: skip
+    assert tuple(ratio.bins()[1]) == edges
+    assert not ratio.has_uncertainty
+
+
+def test_bootstrap_uncertainty_is_the_spread_over_independent_samples():
+    """The bootstrap σ of log R from one sample matches the spread of the map measured on
+    many independent samples of the same (symmetric, equal-efficiency) population."""
+    edges = dict(pt_edges=(15.0, 40.0, 100.0), abseta_edges=(0.0, 1.0, 2.3))
+    n = 5000
+
+    def sample(rng):
+        pt, eta = rng.uniform(15, 100, size=(2, n)), rng.uniform(-2.3, 2.3, size=(2, n))
+        return pt[0], eta[0], pt[1], eta[1]
+
+    rng = np.random.default_rng(11)
+    spread = np.std(
+        [
+            np.log(measure_efficiency_ratio(*sample(rng), n_bootstrap=0, **edges).bins()[2])
+            for _ in range(200)
+        ],
+        axis=0,
+        ddof=1,
+    ).ravel()
+    one = sample(np.random.default_rng(12))
+    ratio = measure_efficiency_ratio(*one, n_bootstrap=200, seed=5, **edges)
+    # 200 samples and 200 replicas: each σ is known to ±5 %; rtol 0.2 is ≳ 3 standard errors
+    np.testing.assert_allclose(ratio.bins()[3].ravel(), spread, rtol=0.2)
+    up, down = ratio(20.0, 0.5, "up"), ratio(20.0, 0.5, "down")
+    assert up * down == pytest.approx(ratio(20.0, 0.5) ** 2, rel=1e-12)  # R e^{±σ}
+    assert up > ratio(20.0, 0.5) > down
+    # seeded: the same seed gives the same uncertainties, another seed others
+    again = measure_efficiency_ratio(*one, n_bootstrap=200, seed=5, **edges)
+    np.testing.assert_array_equal(again.bins()[3], ratio.bins()[3])
+    other = measure_efficiency_ratio(*one, n_bootstrap=200, seed=6, **edges)
+    assert not np.array_equal(other.bins()[3], ratio.bins()[3])
+
+
+def test_negative_weights_are_refused_by_the_measurement():
+    with pytest.raises(ValueError, match="1 events have negative weights"):
+        measure_efficiency_ratio([20, 30], [0.5, 0.5], [30, 20], [1.0, 1.0], [1.0, -0.5])
+
+
+def test_a_map_too_fine_for_its_sample_is_refused():
+    rng = np.random.default_rng(4)
+    pt, eta = rng.uniform(15, 100, size=(2, 600)), rng.uniform(-2.3, 2.3, size=(2, 600))
+    with pytest.raises(ValueError, match=r"median bin holds \d+ electrons or muons"):
+        measure_efficiency_ratio(pt[0], eta[0], pt[1], eta[1])  # 600 events, ~200 bins
+    coarse = measure_efficiency_ratio(
+        pt[0], eta[0], pt[1], eta[1], pt_edges=(15, 40, 100), abseta_edges=(0, 1.2, 2.3)
+    )
+    assert coarse.bins()[2].shape == (2, 2)

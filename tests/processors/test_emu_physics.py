@@ -13,6 +13,7 @@ from symnplm.physics import (
     ELECTRON_SCALE,
     MUON_CUTS,
     MUON_SCALE,
+    SELECTIONS,
     JetCuts,
     LeptonCuts,
     MomentumScale,
@@ -23,6 +24,7 @@ from symnplm.physics import (
     delta_phi,
     emu_categories,
     emu_features,
+    lepton_cuts,
     lepton_mask,
     propagate_to_met,
     scale_momenta,
@@ -126,32 +128,62 @@ def test_swapping_flavours_keeps_role_features():
 # -- selection and categories ------------------------------------------------------------------
 def test_lepton_cuts_boundaries():
     rows = [[
-        (15.0, 0.0, 0.0, 1, 0.1, 4),   # pT exactly at the cut: kept
-        (14.99, 0.0, 0.0, 1, 0.1, 4),  # below
+        (15.0, 0.5, 0.0, 1, 0.1, 4),   # pT exactly at the cut: kept
+        (14.99, 0.5, 0.0, 1, 0.1, 4),  # below
         (20.0, 2.3, 0.0, 1, 0.1, 4),   # |eta| exactly 2.3: kept
         (20.0, -2.31, 0.0, 1, 0.1, 4),
-        (20.0, 0.0, 0.0, 1, 0.15, 4),  # isolation must be strictly below 0.15
-        (20.0, 0.0, 0.0, 1, 0.1, 2),   # loose ID only
-        (20.0, 1.45, 0.0, 1, 0.1, 4),  # in the crack (only vetoed when asked)
+        (20.0, 0.5, 0.0, 1, 0.15, 4),  # isolation must be strictly below 0.15
+        (20.0, 0.5, 0.0, 1, 0.1, 2),   # loose ID only
     ]]  # fmt: skip
     got = ak.to_list(lepton_mask(leptons(rows), ELECTRON_CUTS))[0]
-    assert got == [True, False, True, False, False, False, True]
-    crack = LeptonCuts(iso_max=0.15, id_field="cutBased", id_min=3, crack=(1.37, 1.52))
-    assert ak.to_list(lepton_mask(leptons(rows), crack))[0][-1] is False
+    assert got == [True, False, True, False, False, False]
+
+
+# (|eta| of a lepton, kept by the lfuv selection): the gap and the crack, edges included
+GEOMETRY = [
+    (0.0, False), (0.05, False), (-0.1, False), (0.11, True), (1.36, True),
+    (1.37, False), (-1.45, False), (1.52, False), (1.53, True),
+]  # fmt: skip
+
+
+def test_lfuv_vetoes_are_the_same_for_electrons_and_muons():
+    rows = [[(20.0, eta, 0.0, 1, 0.1, 4) for eta, _ in GEOMETRY]]
+    expected = [kept for _, kept in GEOMETRY]
+    assert ak.to_list(lepton_mask(leptons(rows), ELECTRON_CUTS))[0] == expected
+    mu_rows = [[(20.0, eta, 0.0, 1, 0.1, True) for eta, _ in GEOMETRY]]
+    assert ak.to_list(lepton_mask(leptons(mu_rows, id_field="tightId"), MUON_CUTS))[0] == expected
+    # the paper's selection vetoes nothing, and cuts the isolation at 0.15 (e) / 0.25 (mu)
+    paper_e, paper_mu = SELECTIONS["paper"]
+    assert all(ak.to_list(lepton_mask(leptons(rows), paper_e))[0])
+    assert (paper_e.iso_max, paper_mu.iso_max) == (0.15, 0.25)
+    assert ELECTRON_CUTS.iso_max == MUON_CUTS.iso_max
+
+
+def test_lepton_cuts_change_both_flavours_alike():
+    e, mu = lepton_cuts("lfuv", eta_vetoes=[(1.0, 1.2)], isolation=0.2)
+    assert e.eta_vetoes == mu.eta_vetoes == ((1.0, 1.2),)
+    assert e.iso_max == mu.iso_max == 0.2
+    assert e.id_field == "cutBased" and mu.id_field == "tightId"
+    none_e, none_mu = lepton_cuts("lfuv", eta_vetoes=[])
+    assert none_e.eta_vetoes == none_mu.eta_vetoes == ()
+    with pytest.raises(ValueError, match="unknown selection 'atlas'"):
+        lepton_cuts("atlas")
+    with pytest.raises(ValueError, match=r"\(1.5, 1.2\) must have 0 <= low < high"):
+        LeptonCuts(eta_vetoes=((1.5, 1.2),))
 
 
 def test_select_emu_counts_and_charge_modes():
     e = leptons([
-        [(30, 0, 0, 1, 0.1, 4)],                       # 0: e+ mu-  -> selected
-        [(30, 0, 0, -1, 0.1, 4)],                      # 1: e- mu-  same sign
-        [(30, 0, 0, 1, 0.1, 4), (20, 1, 1, -1, 0.1, 4)],  # 2: two electrons
-        [],                                            # 3: no electron
-        [(30, 0, 0, -1, 0.1, 4), (10, 1, 1, 1, 0.1, 4)],  # 4: second e fails pT -> selected
+        [(30, 0.5, 0, 1, 0.1, 4)],                       # 0: e+ mu-  -> selected
+        [(30, 0.5, 0, -1, 0.1, 4)],                      # 1: e- mu-  same sign
+        [(30, 0.5, 0, 1, 0.1, 4), (20, 1, 1, -1, 0.1, 4)],  # 2: two electrons
+        [],                                              # 3: no electron
+        [(30, 0.5, 0, -1, 0.1, 4), (10, 1, 1, 1, 0.1, 4)],  # 4: second e fails pT -> selected
     ])  # fmt: skip
     mu = leptons(
-        [[(25, 0, 2, -1, 0.2, True)]] * 2
-        + [[(25, 0, 2, -1, 0.2, True)]] * 2
-        + [[(25, 0, 2, 1, 0.2, True), (25, 0, 2, -1, 0.3, True)]],
+        [[(25, 0.5, 2, -1, 0.1, True)]] * 2
+        + [[(25, 0.5, 2, -1, 0.1, True)]] * 2
+        + [[(25, 0.5, 2, 1, 0.1, True), (25, 0.5, 2, -1, 0.3, True)]],
         id_field="tightId",
     )
     sel = select_emu(e, mu, ELECTRON_CUTS, MUON_CUTS)

@@ -11,7 +11,7 @@ import pytest
 from coffea.nanoevents import NanoEventsFactory
 from handmade_nanoaod import Event, Lepton, write_fileset, write_nanoaod
 
-from symnplm.physics import TWO_BODY_FEATURES
+from symnplm.physics import SELECTIONS, TWO_BODY_FEATURES, EfficiencyRatio
 from symnplm.processors.efficiency_map import measure_from_output
 from symnplm.processors.emu import EMuNanoAODSchema, EMuProcessor
 from symnplm.processors.inputs import InputError
@@ -38,7 +38,7 @@ def known_events() -> list[Event]:
         # 1: e- mu+, muon leads (endcaps) -> mue, em_mup; jets: one counted, one on the
         #    muon (dR 0.1), one below 30 GeV
         Event(
-            [em(25, 1.5, -1.0)],
+            [em(25, 1.6, -1.0)],
             [ep(40, -1.8, 2.5, ident=1)],
             (35, -2.0),
             [(50, 0.0, 1.0), (60, -1.8, 2.6), (20, 0.0, 1.0)],
@@ -49,15 +49,15 @@ def known_events() -> list[Event]:
         # 3: electron just below 15 GeV -> not selected; enters at electron_scale_up1/2
         Event([em(14.97, 0.4, 1.0)], [ep(45, -0.5, -1.5, ident=1)], (5, 2.0)),
         # 4: electron not isolated -> fails one_electron
-        Event([ep(40, 0.0, 0.0, iso=0.2)], [em(30, 0.0, 3.0, ident=1)]),
+        Event([ep(40, 0.6, 0.0, iso=0.2)], [em(30, 0.6, 3.0, ident=1)]),
         # 5: two good electrons -> fails one_electron
-        Event([ep(40, 0.0, 0.0), em(35, 1.0, 1.0)], [em(30, 0.0, 3.0, ident=1)]),
+        Event([ep(40, 0.6, 0.0), em(35, 1.0, 1.0)], [em(30, 0.6, 3.0, ident=1)]),
         # 6: same-sign e+ mu+ -> fails opposite_charge (selected with charge="same")
-        Event([ep(35, 0.1, 0.0)], [ep(25, 0.2, 3.0, ident=1)]),
+        Event([ep(35, 0.15, 0.0)], [ep(25, 0.2, 3.0, ident=1)]),
         # 7: muon fails the tight ID -> fails one_muon
-        Event([ep(40, 0.0, 0.0)], [em(30, 0.0, 3.0, ident=0)]),
+        Event([ep(40, 0.6, 0.0)], [em(30, 0.6, 3.0, ident=0)]),
         # 8: electron beyond |eta| 2.3 -> fails one_electron
-        Event([ep(40, 2.4, 0.0)], [em(30, 0.0, 3.0, ident=1)]),
+        Event([ep(40, 2.4, 0.0)], [em(30, 0.6, 3.0, ident=1)]),
         # 9: e- (endcap) slightly softer than the mu+ -> mue, em_mup; becomes emu at
         #    electron_scale_up1/2 (20 * exp(0.009) > 20.1); negative generator weight
         Event([em(20.0, -2.0, 0.5)], [ep(20.1, 0.8, -2.5, ident=1)], (15, 1.2), gen_weight=-0.5),
@@ -130,7 +130,7 @@ def test_features_equal_hand_computed_values(known):
 
     mue = load_sample(outdir, "mc", "mue", "nominal")
     first = dict(zip(mue.names, mue.features[0], strict=True))
-    e1, mu1 = (25.0, 1.5, f32(-1.0)), (40.0, f32(-1.8), f32(2.5))
+    e1, mu1 = (25.0, f32(1.6), f32(-1.0)), (40.0, f32(-1.8), f32(2.5))
     dphi = abs((mu1[2] - e1[2] + math.pi) % (2 * math.pi) - math.pi)
     m_coll = math.sqrt(2 * 40 * (25 + 35) * (math.cosh(mu1[1] - e1[1]) - math.cos(dphi)))
     assert first["m_coll"] == pytest.approx(m_coll, rel=1e-12)
@@ -281,13 +281,13 @@ def test_collinear_form_option(tmp_path):
     assert m_coll == pytest.approx(m_ll / math.sqrt(30 / (30 + along)), rel=1e-9)
 
 
-def test_efficiency_weights_restore_emu_mue_symmetry(tmp_path):
+def asymmetric_events() -> list[Event]:
     """Two pT bins with eps_e = (1/2, 3/4), eps_mu = 1: multiplicities 4 eps_e(e) eps_mu(mu)."""
 
     def pair(pt_e, pt_mu, n):
         return [Event([Lepton(pt_e, 0.5, 0.0, 1)], [Lepton(pt_mu, -0.5, 2.0, -1, ident=1)])] * n
 
-    events = (
+    return (
         pair(25, 30, 2)
         + pair(30, 25, 2)
         + pair(25, 60, 2)
@@ -295,14 +295,29 @@ def test_efficiency_weights_restore_emu_mue_symmetry(tmp_path):
         + pair(50, 70, 3)
         + pair(70, 50, 3)
     )
-    path = write_nanoaod(tmp_path / "asym.root", events, mc=False)
+
+
+# hand-made samples of a few events: the sparse-map guard is off
+FAST_MAP = {
+    "pt_edges": (15, 40, 200),
+    "abseta_edges": (0, 2.5),
+    "n_bootstrap": 20,
+    "seed": 3,
+    "min_per_bin": 0,
+}
+
+
+def test_efficiency_weights_restore_emu_mue_symmetry(tmp_path):
+    # the map is measured on one sample (other event numbers: another production) ...
+    calib = write_nanoaod(tmp_path / "calib.root", asymmetric_events(), mc=False, first_event=1001)
     first = process_fileset(
-        {"data": [str(path)]}, tmp_path / "pass1", EMuProcessor(scale_nus=[], normalisation=None)
+        {"data": [str(calib)]}, tmp_path / "pass1", EMuProcessor(scale_nus=[], normalisation=None)
     )
     assert (first.counts()["data", "emu"], first.counts()["data", "mue"]) == (8, 7)
-
-    ratio = measure_from_output(tmp_path / "pass1", pt_edges=(15, 40, 200), abseta_edges=(0, 2.5))
+    ratio = measure_from_output(tmp_path / "pass1", **FAST_MAP)
     ratio.write(tmp_path / "eff.json")
+    # ... and applied to another one with the same efficiencies
+    path = write_nanoaod(tmp_path / "asym.root", asymmetric_events(), mc=False)
     proc = EMuProcessor(scale_nus=[], normalisation=None, efficiency=tmp_path / "eff.json")
     process_fileset({"data": [str(path)]}, tmp_path / "pass2", proc)
     emu = load_sample(tmp_path / "pass2", "data", "emu")
@@ -312,7 +327,65 @@ def test_efficiency_weights_restore_emu_mue_symmetry(tmp_path):
     # eps_mu/eps_e is 2 below 40 GeV and 4/3 above: ratio of the two weights 1.5
     w = {pt: emu.weights[emu.column("pt_e") == pt][0] for pt in (30.0, 60.0)}
     assert w[30.0] / w[60.0] == pytest.approx(1.5, rel=1e-9)
-    assert read_manifest(tmp_path / "pass2")["config"]["efficiency"]["source"].endswith("eff.json")
+    manifest = read_manifest(tmp_path / "pass2")
+    assert manifest["config"]["efficiency"]["source"].endswith("eff.json")
+    # the bin-by-bin uncertainty becomes the efficiency_up1 / _down1 weight variations
+    for variation, systematic in (("efficiency_up1", "up"), ("efficiency_down1", "down")):
+        varied = load_sample(tmp_path / "pass2", "data", "emu", variation)
+        np.testing.assert_array_equal(varied.features, emu.features)
+        pt, eta = emu.column("pt_e"), emu.column("eta_e")
+        expected = emu.weights * ratio(pt, eta, systematic) / ratio(pt, eta)
+        np.testing.assert_allclose(varied.weights, expected, rtol=1e-12)
+        assert not np.allclose(varied.weights, emu.weights)
+    # the applied map is kept with the output
+    assert manifest["efficiency_map"] == "efficiency_map.json"
+    kept = EfficiencyRatio.read(tmp_path / "pass2" / "efficiency_map.json")
+    np.testing.assert_array_equal(kept(pt, eta), ratio(pt, eta))
+
+
+def test_map_is_refused_on_the_events_it_was_measured_on(tmp_path):
+    path = write_nanoaod(tmp_path / "asym.root", asymmetric_events(), mc=False)
+    process_fileset({"data": [str(path)]}, tmp_path / "pass1", EMuProcessor(scale_nus=[]))
+    measure_from_output(tmp_path / "pass1", **FAST_MAP).write(tmp_path / "eff.json")
+    proc = EMuProcessor(scale_nus=[], efficiency=tmp_path / "eff.json")
+    # the same content under another name is the same events
+    copy = tmp_path / "copy.root"
+    copy.write_bytes(path.read_bytes())
+    with pytest.raises(InputError, match=r"measured on events this run processes .*copy\.root"):
+        process_fileset({"data": [str(copy)]}, tmp_path / "pass2", proc)
+    assert not (tmp_path / "pass2" / "manifest.json").exists()
+    # forced: applied, and the output says so
+    report = process_fileset(
+        {"data": [str(path)]}, tmp_path / "forced", proc, allow_map_overlap=True
+    )
+    assert any("--allow-map-overlap" in note for note in report.notes)
+
+
+def test_event_parity_splits_a_sample_into_independent_halves(tmp_path):
+    events = asymmetric_events()
+    path = write_nanoaod(tmp_path / "asym.root", events, mc=False)
+    odd = process_fileset(
+        {"data": [str(path)]}, tmp_path / "odd", EMuProcessor(scale_nus=[], events="odd")
+    )
+    even = process_fileset(
+        {"data": [str(path)]}, tmp_path / "even", EMuProcessor(scale_nus=[], events="even")
+    )
+    assert odd.cutflow["data"]["all"] == even.cutflow["data"]["all"] == len(events)
+    # event numbers 1..15: 8 odd, 7 even, every event in exactly one half
+    assert (odd.cutflow["data"]["odd_events"], even.cutflow["data"]["even_events"]) == (8, 7)
+    n_odd = sum(odd.counts()[("data", c)] for c in ("emu", "mue"))
+    n_even = sum(even.counts()[("data", c)] for c in ("emu", "mue"))
+    assert n_odd + n_even == len(events)
+    # a map from the odd half applies to the even half; not to the odd half itself
+    measure_from_output(tmp_path / "odd", **FAST_MAP).write(tmp_path / "eff.json")
+    proc = EMuProcessor(scale_nus=[], efficiency=tmp_path / "eff.json", events="even")
+    process_fileset({"data": [str(path)]}, tmp_path / "even_corrected", proc)
+    with pytest.raises(InputError, match="map events: odd, this run: odd"):
+        process_fileset(
+            {"data": [str(path)]},
+            tmp_path / "odd_corrected",
+            EMuProcessor(scale_nus=[], efficiency=tmp_path / "eff.json", events="odd"),
+        )
 
 
 @pytest.mark.parametrize("mode", ["eager", "virtual"])
@@ -340,3 +413,13 @@ def test_processor_on_nanoevents_directly(tmp_path, mode):
         InputError, match=r"known\.root: branch 'genWeight' not found in tree 'Events'"
     ):
         proc.process(events)
+
+
+def test_map_measured_with_other_cuts_is_refused(tmp_path):
+    calib = write_nanoaod(tmp_path / "calib.root", asymmetric_events(), mc=False, first_event=1001)
+    process_fileset({"data": [str(calib)]}, tmp_path / "pass1", EMuProcessor(scale_nus=[]))
+    measure_from_output(tmp_path / "pass1", **FAST_MAP).write(tmp_path / "eff.json")
+    paper_e, paper_mu = SELECTIONS["paper"]
+    with pytest.raises(ValueError, match=r"measured with other electron cuts \(eta_vetoes differ"):
+        EMuProcessor(electron=paper_e, muon=paper_mu, efficiency=tmp_path / "eff.json")
+    EMuProcessor(efficiency=tmp_path / "eff.json")  # the same (lfuv) cuts: accepted

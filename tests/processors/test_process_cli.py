@@ -29,7 +29,7 @@ def run(*argv: str) -> int:
 @pytest.fixture
 def small_fileset(tmp_path):
     events = [
-        Event([Lepton(50.0, 0.2, 0.0, 1)], [Lepton(30.0, 1.5, 2.0, -1, ident=1)], (25.0, 1.0)),
+        Event([Lepton(50.0, 0.2, 0.0, 1)], [Lepton(30.0, 1.6, 2.0, -1, ident=1)], (25.0, 1.0)),
         Event([Lepton(25.0, 1.8, 1.0, -1)], [Lepton(45.0, 0.3, -2.0, 1, ident=1)], (15.0, 0.0)),
         Event([Lepton(35.0, 0.5, 2.5, 1)], [Lepton(20.0, 2.0, -0.5, -1, ident=1)], (5.0, 2.0)),
     ]
@@ -60,7 +60,8 @@ def test_process_command_writes_samples_and_an_efficiency_map(small_fileset, tmp
     eff = tmp_path / "eff.json"
     code = run(
         str(small_fileset), "-o", str(out), "--quiet", "--scale-nu", "1", "--norm-nu",
-        "--measure-efficiency-map", str(eff),
+        "--measure-efficiency-map", str(eff), "--efficiency-min-per-bin", "0",
+        "--efficiency-pt-edges", "15", "6500", "--efficiency-eta-edges", "0", "2.3",
     )  # fmt: skip
     assert code == 0
     printed = capsys.readouterr()
@@ -73,11 +74,21 @@ def test_process_command_writes_samples_and_an_efficiency_map(small_fileset, tmp
     ratio = EfficiencyRatio.read(eff)
     assert ratio.name == "efficiency_ratio"
 
+    # applying the map to the events it was measured on is refused, naming the way out
     code = run(
         str(small_fileset), "-o", str(tmp_path / "out2"), "--quiet", "--efficiency-map", str(eff)
     )
+    assert code == 2
+    assert "--allow-map-overlap" in capsys.readouterr().err
+    assert not (tmp_path / "out2" / "manifest.json").exists()
+    code = run(
+        str(small_fileset), "-o", str(tmp_path / "out2"), "--quiet", "--efficiency-map", str(eff),
+        "--allow-map-overlap",
+    )  # fmt: skip
     assert code == 0
-    assert read_manifest(tmp_path / "out2")["config"]["efficiency"]["source"] == str(eff)
+    manifest = read_manifest(tmp_path / "out2")
+    assert manifest["config"]["efficiency"]["source"] == str(eff)
+    assert any("applied anyway" in note for note in manifest["notes"])
 
 
 def test_process_command_reports_bad_input(tmp_path, capsys):
@@ -85,13 +96,39 @@ def test_process_command_reports_bad_input(tmp_path, capsys):
     assert code == 2
     assert "missing.json: no such fileset file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        parser().parse_args(["process", "fs.json", "-o", "x", "--electron-crack", "1.4"])
+        parser().parse_args(["process", "fs.json", "-o", "x", "--eta-vetoes", "1.4"])
+    with pytest.raises(SystemExit):
+        parser().parse_args(["process", "fs.json", "-o", "x", "--eta-vetoes", "1.5,1.2"])
+
+
+def test_selection_options_reach_the_processor(small_fileset, tmp_path):
+    """The lfuv default vetoes |eta| 1.37-1.52 for both flavours; the paper's selection does
+    not; --eta-vetoes and --isolation change both flavours."""
+    events = [
+        Event([Lepton(50.0, 1.45, 0.0, 1)], [Lepton(30.0, 0.5, 2.0, -1, ident=1)]),  # e in crack
+        Event([Lepton(50.0, 0.5, 0.0, 1)], [Lepton(30.0, -1.45, 2.0, -1, ident=1)]),  # mu in crack
+        Event([Lepton(50.0, 0.5, 0.0, 1)], [Lepton(30.0, 0.7, 2.0, -1, ident=1, iso=0.2)]),
+        Event([Lepton(50.0, 0.5, 0.0, 1)], [Lepton(30.0, 0.7, 2.0, -1, ident=1)]),
+    ]
+    path = write_nanoaod(tmp_path / "geo.root", events, mc=False)
+    fs = write_fileset(tmp_path / "geo.json", {"data": {"files": [path], "metadata": {}}})
+
+    def selected(*options):
+        out = tmp_path / "_".join(["o", *options]).replace(",", "_").replace("-", "")
+        assert run(str(fs), "-o", str(out), "--quiet", "--scale-nu", "--norm-nu", *options) == 0
+        return read_manifest(out)["cutflow"]["data"]["opposite_charge"]
+
+    assert selected() == 1  # both crack events and the muon with isolation 0.2 are out
+    assert selected("--selection", "paper") == 4  # no veto; muon isolation < 0.25
+    assert selected("--eta-vetoes") == 3  # no veto; one isolation cut of 0.15
+    assert selected("--isolation", "0.25") == 2
+    assert selected("--eta-vetoes", "1.4,1.5", "--isolation", "0.25") == 2
 
 
 def test_default_luminosity_is_the_filesets(tmp_path):
     """Without --luminosity, simulation is normalised to the fileset's luminosity_fb."""
     events = [
-        Event([Lepton(50.0, 0.2, 0.0, 1)], [Lepton(30.0, 1.5, 2.0, -1, ident=1)], (25.0, 1.0)),
+        Event([Lepton(50.0, 0.2, 0.0, 1)], [Lepton(30.0, 1.6, 2.0, -1, ident=1)], (25.0, 1.0)),
         Event([Lepton(25.0, 1.8, 1.0, -1)], [Lepton(45.0, 0.3, -2.0, 1, ident=1)], (15.0, 0.0)),
     ]
     path = write_nanoaod(tmp_path / "mc.root", events)  # genWeight 1, Σw = 2

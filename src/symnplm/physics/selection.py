@@ -1,11 +1,30 @@
-"""The e-mu event selection and its categories (defaults: arXiv:2401.09530 Sec. III A).
+"""The e-mu event selection and its categories.
 
-Leptons pass pT ≥ 15 GeV, |η| ≤ 2.3 and a relative isolation cut (electrons < 0.15,
-muons < 0.25), plus an identification flag where the input has one; events have
-exactly one selected electron and one selected muon of opposite charge (same
-charge for the control region). Categories: ``emu`` (pT_e > pT_μ) and ``mue``
-(pT_μ > pT_e) — an exact tie belongs to neither —, and the charge split
-``ep_mum`` / ``em_mup`` (``ep_mup`` / ``em_mum`` for same-sign pairs).
+Two named selections (:data:`SELECTIONS`):
+
+``lfuv`` (the default)
+    The same fiducial region for both flavours, so that e ↔ μ is a symmetry of the
+    selection: pT ≥ 15 GeV, |η| ≤ 2.3, the calorimeter crack 1.37 ≤ |η| ≤ 1.52 and
+    the muon-spectrometer gap |η| ≤ 0.1 vetoed for electrons *and* muons
+    (:data:`ETA_VETOES`), one relative-isolation cut (< 0.15) for both. Where one
+    flavour is not reconstructed at all, no weight can restore the symmetry; vetoing
+    the region for both flavours can.
+``paper``
+    arXiv:2401.09530 Sec. III A: isolation < 0.15 (electrons) and < 0.25 (muons) of
+    the same isolation variable, no η vetoes.
+
+Both add an identification flag where the input has one (``cutBased ≥ 3`` for
+electrons, ``tightId`` for muons). Events have exactly one selected electron and
+one selected muon of opposite charge (same charge for the control region).
+Categories: ``emu`` (pT_e > pT_μ) and ``mue`` (pT_μ > pT_e) — an exact tie belongs
+to neither —, and the charge split ``ep_mum`` / ``em_mup`` (``ep_mup`` / ``em_mum``
+for same-sign pairs).
+
+FSR: electrons are calorimeter clusters and include collinear photons, muons are
+tracks and do not; the selection does not dress muons. The resulting difference in
+the pT response is, to first order, a per-lepton function of (pT, η) and is absorbed
+by the efficiency-ratio map (:mod:`symnplm.physics.efficiency`) measured on a sample
+with the same detector.
 
 The functions take awkward record arrays with the fields named in the cuts
 (``pt``, ``eta``, ``charge`` and the isolation / ID fields), jagged per event.
@@ -13,8 +32,8 @@ The functions take awkward record arrays with the fields named in the cuts
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import awkward as ak
@@ -44,8 +63,8 @@ class LeptonCuts:
     id_min
         The ID field must be ≥ this value (booleans count as 0/1; NanoAOD
         ``Electron_cutBased``: 1 veto, 2 loose, 3 medium, 4 tight).
-    crack
-        ``(low, high)``: veto leptons with low < |η| < high (calorimeter crack), or ``None``.
+    eta_vetoes
+        ``((low, high), ...)``: veto leptons with low ≤ |η| ≤ high (cracks, gaps).
     """
 
     pt_min: float = 15.0
@@ -54,7 +73,14 @@ class LeptonCuts:
     iso_field: str = "pfRelIso03_all"
     id_field: str | None = None
     id_min: float = 1
-    crack: tuple[float, float] | None = None
+    eta_vetoes: tuple[tuple[float, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        vetoes = tuple((float(lo), float(hi)) for lo, hi in self.eta_vetoes)
+        for lo, hi in vetoes:
+            if not (0.0 <= lo < hi):
+                raise ValueError(f"|eta| veto ({lo}, {hi}) must have 0 <= low < high")
+        object.__setattr__(self, "eta_vetoes", vetoes)
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -62,10 +88,51 @@ class LeptonCuts:
         return (self.iso_field,) + ((self.id_field,) if self.id_field else ())
 
 
-#: Electron defaults: isolation < 0.15, cut-based ID medium or tighter.
-ELECTRON_CUTS = LeptonCuts(iso_max=0.15, id_field="cutBased", id_min=3)
-#: Muon defaults: isolation < 0.25, tight ID.
-MUON_CUTS = LeptonCuts(iso_max=0.25, id_field="tightId", id_min=1)
+#: |η| regions vetoed for both flavours by the ``lfuv`` selection: the muon-spectrometer
+#: gap and the electromagnetic-calorimeter barrel/end-cap crack (ATLAS-like values).
+ETA_VETOES: tuple[tuple[float, float], ...] = ((0.0, 0.1), (1.37, 1.52))
+#: One isolation cut for both flavours in the ``lfuv`` selection.
+ISOLATION_MAX = 0.15
+
+#: Electron cuts of the ``lfuv`` selection: isolation < 0.15, cut-based ID medium or tighter.
+ELECTRON_CUTS = LeptonCuts(
+    iso_max=ISOLATION_MAX, id_field="cutBased", id_min=3, eta_vetoes=ETA_VETOES
+)
+#: Muon cuts of the ``lfuv`` selection: isolation < 0.15, tight ID, the same vetoes.
+MUON_CUTS = LeptonCuts(iso_max=ISOLATION_MAX, id_field="tightId", id_min=1, eta_vetoes=ETA_VETOES)
+#: Electron cuts of arXiv:2401.09530 (isolation < 0.15, no vetoes).
+PAPER_ELECTRON_CUTS = LeptonCuts(iso_max=0.15, id_field="cutBased", id_min=3)
+#: Muon cuts of arXiv:2401.09530 (isolation < 0.25, no vetoes).
+PAPER_MUON_CUTS = LeptonCuts(iso_max=0.25, id_field="tightId", id_min=1)
+#: Named selections: (electron cuts, muon cuts).
+SELECTIONS: dict[str, tuple[LeptonCuts, LeptonCuts]] = {
+    "lfuv": (ELECTRON_CUTS, MUON_CUTS),
+    "paper": (PAPER_ELECTRON_CUTS, PAPER_MUON_CUTS),
+}
+
+
+def lepton_cuts(
+    selection: str = "lfuv",
+    *,
+    eta_vetoes: Sequence[tuple[float, float]] | None = None,
+    isolation: float | None = None,
+) -> tuple[LeptonCuts, LeptonCuts]:
+    """(electron, muon) cuts of a named selection, with the vetoes or isolation replaced.
+
+    ``eta_vetoes`` and ``isolation`` apply to both flavours alike, so the e ↔ μ symmetry
+    of the ``lfuv`` selection is kept.
+    """
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown selection {selection!r}; choose from {sorted(SELECTIONS)}")
+    changes: dict[str, Any] = {}
+    if eta_vetoes is not None:
+        changes["eta_vetoes"] = tuple(tuple(v) for v in eta_vetoes)
+    if isolation is not None:
+        if not isolation > 0:
+            raise ValueError(f"isolation cut must be positive, got {isolation}")
+        changes["iso_max"] = float(isolation)
+    electron, muon = SELECTIONS[selection]
+    return replace(electron, **changes), replace(muon, **changes)
 
 
 @dataclass(frozen=True)
@@ -91,9 +158,8 @@ def lepton_mask(leptons: ak.Array, cuts: LeptonCuts) -> ak.Array:
     )
     if cuts.id_field is not None:
         mask = mask & (leptons[cuts.id_field] >= cuts.id_min)
-    if cuts.crack is not None:
-        low, high = cuts.crack
-        mask = mask & ~((abseta > low) & (abseta < high))
+    for low, high in cuts.eta_vetoes:
+        mask = mask & ~((abseta >= low) & (abseta <= high))
     return mask
 
 
