@@ -8,6 +8,10 @@
   (each pooled event enters A and B with independent Poisson(Ñ_A/Ñ), Poisson(Ñ_B/Ñ)
   multiplicities, so sizes fluctuate as in Sec. III A), or any generator of (A, B).
 
+Weights that depend on an event's label and carry an uncertainty (an efficiency map
+measured elsewhere, :mod:`symnplm.inference.reweighting`) are redrawn in every
+permutation and bootstrap replica (``reweighting=``).
+
 All replicas of a batch are one batched fit (never a Python loop of trainings).
 Every replica's randomness — labels, toy data, network initialisation — derives
 from (seed, stream, replica id) alone, never from the batching, so a campaign can
@@ -26,6 +30,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from symnplm.inference.results import CalibrationResult, NullDistribution, TestResult
+from symnplm.inference.reweighting import STREAM_REWEIGHTING, ReweightingUncertainty
 from symnplm.inference.significance import (
     asymptotic_pvalue,
     asymptotic_z,
@@ -67,21 +72,103 @@ def _pool(a: Sample, b: Sample) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------------------
 # batches (the unit of work of a campaign)
 # ---------------------------------------------------------------------------------------
+def _label_weights(
+    w: np.ndarray,
+    in_a: np.ndarray,
+    in_b: np.ndarray,
+    seed: int,
+    replica_ids: Sequence[int],
+    reweighting: ReweightingUncertainty | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weights in A and in B of every replica, with the reweighting redrawn per replica."""
+    wa, wb = w * in_a, w * in_b
+    if reweighting is not None:
+        for row, rid in enumerate(replica_ids):
+            _reweight(wa[row], wb[row], reweighting, replica_rng(seed, STREAM_REWEIGHTING, rid))
+    return wa, wb
+
+
+def _reweight(
+    wa: np.ndarray, wb: np.ndarray, reweighting: ReweightingUncertainty, rng: np.random.Generator
+) -> None:
+    """Multiply one replica's weights in place by a draw of the reweighting's factors."""
+    if len(reweighting) != len(wa):
+        raise ValueError(
+            f"the reweighting uncertainty covers {len(reweighting)} events, the pooled "
+            f"sample has {len(wa)}"
+        )
+    fa, fb = reweighting.factors(rng)
+    wa *= fa
+    wb *= fb
+
+
+def relabel(
+    w: np.ndarray,
+    n_a: int,
+    rng: np.random.Generator,
+    reweighting: ReweightingUncertainty | None = None,
+    reweighting_rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One relabelling of pooled events ``w``: ``n_a`` of them to A, at random (Sec. III E).
+
+    Returns the weights in A and in B; the reweighting, if any, is drawn from
+    ``reweighting_rng`` (default: ``rng``, after the labels).
+    """
+    is_a = np.zeros(len(w), dtype=bool)
+    is_a[rng.permutation(len(w))[:n_a]] = True
+    wa, wb = w * is_a, w * ~is_a
+    if reweighting is not None:
+        _reweight(wa, wb, reweighting, reweighting_rng or rng)
+    return wa, wb
+
+
+def permutation_weights(
+    w: np.ndarray,
+    n_a: int,
+    seed: int,
+    replica_ids: Sequence[int],
+    reweighting: ReweightingUncertainty | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weights in A and in B, ``(R, N)``, of pooled events ``w`` under permutations ``replica_ids``.
+
+    The labels of replica r come from stream ``STREAM_PERMUTATION`` and its reweighting
+    draw from ``STREAM_REWEIGHTING``, so the labels are those of the plain permutation
+    null whether or not a reweighting is redrawn.
+    """
+    rows = [
+        relabel(
+            w,
+            n_a,
+            replica_rng(seed, STREAM_PERMUTATION, rid),
+            reweighting,
+            replica_rng(seed, STREAM_REWEIGHTING, rid),
+        )
+        for rid in replica_ids
+    ]
+    return np.stack([r[0] for r in rows]), np.stack([r[1] for r in rows])
+
+
 def permutation_batch(
-    test: TwoSampleTest, a: Sample, b: Sample, seed: int, replica_ids: Sequence[int]
+    test: TwoSampleTest,
+    a: Sample,
+    b: Sample,
+    seed: int,
+    replica_ids: Sequence[int],
+    reweighting: ReweightingUncertainty | None = None,
 ) -> NullDistribution:
     """Fit the permutations ``replica_ids`` of A ∪ B (A keeps its event count)."""
     x, w = _pool(a, b)
-    n, n_a = len(w), len(a)
-    is_a = np.zeros((len(replica_ids), n), dtype=bool)
-    for row, rid in enumerate(replica_ids):
-        is_a[row, replica_rng(seed, STREAM_PERMUTATION, rid).permutation(n)[:n_a]] = True
-    batch = ReplicaBatch(x, w * is_a, w * ~is_a, a.names).merged()
-    return _run(test, batch, seed, replica_ids, "permutations")
+    wa, wb = permutation_weights(w, len(a), seed, replica_ids, reweighting)
+    return _run(test, ReplicaBatch(x, wa, wb, a.names).merged(), seed, replica_ids, "permutations")
 
 
 def bootstrap_batch(
-    test: TwoSampleTest, a: Sample, b: Sample, seed: int, replica_ids: Sequence[int]
+    test: TwoSampleTest,
+    a: Sample,
+    b: Sample,
+    seed: int,
+    replica_ids: Sequence[int],
+    reweighting: ReweightingUncertainty | None = None,
 ) -> NullDistribution:
     """Poisson-bootstrap null toys from the pooled sample A ∪ B."""
     x, w = _pool(a, b)
@@ -92,7 +179,8 @@ def bootstrap_batch(
         rng = replica_rng(seed, STREAM_TOYS, rid)
         ka[row] = rng.poisson(lam_a, size=len(w))
         kb[row] = rng.poisson(1 - lam_a, size=len(w))
-    return _run(test, ReplicaBatch(x, w * ka, w * kb, a.names).merged(), seed, replica_ids, "toys")
+    wa, wb = _label_weights(w, ka, kb, seed, replica_ids, reweighting)
+    return _run(test, ReplicaBatch(x, wa, wb, a.names).merged(), seed, replica_ids, "toys")
 
 
 def generator_batch(
@@ -166,12 +254,16 @@ def permutation_null(
     seed: int = 0,
     batch_size: int | None = None,
     progress: Progress | None = None,
+    reweighting: ReweightingUncertainty | None = None,
 ) -> NullDistribution:
     """Null distribution of ``test`` from ``n_permutations`` relabellings of A ∪ B (Sec. III E)."""
     a, b = as_sample(a, "A"), as_sample(b, "B")
     bs = batch_size or default_batch_size(len(a) + len(b), n_permutations)
     return _campaign(
-        lambda ids: permutation_batch(test, a, b, seed, ids), n_permutations, bs, progress
+        lambda ids: permutation_batch(test, a, b, seed, ids, reweighting),
+        n_permutations,
+        bs,
+        progress,
     )
 
 
@@ -185,9 +277,12 @@ def toy_null(
     seed: int = 0,
     batch_size: int | None = None,
     progress: Progress | None = None,
+    reweighting: ReweightingUncertainty | None = None,
 ) -> NullDistribution:
     """Null distribution from toys: a generator of (A, B), or a Poisson bootstrap of A ∪ B."""
     if generator is not None:
+        if reweighting is not None:
+            raise ValueError("a toy generator draws its own samples: no reweighting to redraw")
         if batch_size is None:
             probe_a, probe_b = (as_sample(s) for s in generator(replica_rng(seed, STREAM_TOYS, 0)))
             batch_size = default_batch_size(2 * (len(probe_a) + len(probe_b)), n_toys)
@@ -198,7 +293,9 @@ def toy_null(
         raise ValueError("toy_null needs either a generator or the samples a and b to bootstrap")
     a, b = as_sample(a, "A"), as_sample(b, "B")
     bs = batch_size or default_batch_size(len(a) + len(b), n_toys)
-    return _campaign(lambda ids: bootstrap_batch(test, a, b, seed, ids), n_toys, bs, progress)
+    return _campaign(
+        lambda ids: bootstrap_batch(test, a, b, seed, ids, reweighting), n_toys, bs, progress
+    )
 
 
 METHODS = ("asymptotic", "permutations", "toys")
@@ -216,6 +313,7 @@ def calibrate(
     batch_size: int | None = None,
     observed: TestResult | None = None,
     progress: Progress | None = None,
+    reweighting: ReweightingUncertainty | None = None,
 ) -> CalibrationResult:
     """Observed t with its p-value and Z.
 
@@ -239,12 +337,17 @@ def calibrate(
         A result of ``test.fit(a, b)`` to reuse instead of refitting.
     progress
         Called as ``progress(done, total)`` after each batch.
+    reweighting
+        Uncertainty of label-dependent weights, redrawn in every null replica
+        (:mod:`symnplm.inference.reweighting`); not for the asymptotic method.
     """
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; choose from {METHODS}")
     a, b = as_sample(a, "A"), as_sample(b, "B")
     obs = observed if observed is not None else test.fit(a, b, seed=seed)
     if method == "asymptotic":
+        if reweighting is not None:
+            raise ValueError("the asymptotic calibration cannot include a reweighting uncertainty")
         return CalibrationResult(
             obs,
             method,
@@ -254,7 +357,16 @@ def calibrate(
     if n is None or n < 1:
         raise ValueError(f"method {method!r} needs the number of replicas n >= 1, got {n}")
     if method == "permutations":
-        null = permutation_null(test, a, b, n, seed=seed, batch_size=batch_size, progress=progress)
+        null = permutation_null(
+            test,
+            a,
+            b,
+            n,
+            seed=seed,
+            batch_size=batch_size,
+            progress=progress,
+            reweighting=reweighting,
+        )
     else:
         null = toy_null(
             test,
@@ -265,6 +377,7 @@ def calibrate(
             seed=seed,
             batch_size=batch_size,
             progress=progress,
+            reweighting=reweighting,
         )
     return calibrated(obs, null)
 

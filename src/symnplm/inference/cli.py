@@ -6,8 +6,11 @@ Samples come from the output of ``symnplm process`` (``--input DIR``, categories
 described in a YAML or TOML file (``--config run.yaml``, see :mod:`symnplm.config`);
 flags given on the command line override the file's keys.
 
+Every result on processor output reports binned diagnostics: G-tests of A against B
+per feature and in the (η_lead, η_sub) plane, calibrated like the test.
+
 With ``--output DIR`` the result directory holds ``run.json`` (t, p, Z, dof,
-configuration, seed, versions, timing), ``config.yaml``, ``result.json`` +
+diagnostics, configuration, seed, versions, timing), ``config.yaml``, ``result.json`` +
 ``arrays.npz`` (fitted functions, null distribution), ``hists.pkl`` (hist objects)
 and, for permutations/toys, ``campaign/`` (one file per finished batch: rerunning
 the same command resumes an interrupted campaign).
@@ -65,6 +68,9 @@ FLAG_KEYS: dict[str, str] = {
     "b_variation": "b.variation",
     "features": "features",
     "unweight": "unweight",
+    "diagnostics": "diagnostics",
+    "map_uncertainty": "map_uncertainty",
+    "nuisances": "nuisances",
     "luminosity_fb": "luminosity_fb",
     "inject_br": "inject.branching_ratio",
     "inject_datasets": "inject.datasets",
@@ -113,11 +119,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     src.add_argument(
         "--unweight",
-        choices=["none", "poisson", "accept-reject"],
-        help="turn simulation into unit-weight pseudo-data (seeded by --seed)",
+        choices=["none", "thin"],
+        help="none (default): use the weights; thin: unit-weight pseudo-data, event i kept "
+        "with probability w_i (needs w <= 1; seeded by --seed)",
     )
     src.add_argument(
         "--luminosity-fb", type=float, help="rescale simulation (default: the fileset's)"
+    )
+    src.add_argument(
+        "--diagnostics",
+        nargs="*",
+        help="binned G-tests to report (feature or feature1:feature2; none: no diagnostics); "
+        "default m_coll, the five two-body features and eta_lead:eta_sublead",
+    )
+    src.add_argument(
+        "--map-uncertainty",
+        action=argparse.BooleanOptionalAction,
+        help="redraw the efficiency map's uncertainty in every null replica (default on)",
+    )
+    src.add_argument(
+        "--nuisances",
+        nargs="+",
+        help="detector nuisances profiled by the symmetrized test, learned from the processor's "
+        "variation samples: electron_scale muon_scale efficiency",
     )
     src.add_argument("--inject-br", type=float, help="add LFV signal with this branching ratio")
     src.add_argument(
@@ -206,6 +230,13 @@ def run(args: argparse.Namespace) -> int:
         f"B: {len(b)} events (Σw = {b.sum_weights:.6g})"
     )
     print(summary_line(result))
+    for d in outcome.diagnostics:
+        print(
+            f"  binned {d.name:22s} t = {d.t:9.2f}  dof = {d.dof:3d}  null {d.null_mean:7.2f} ± "
+            f"{d.null_std:6.2f}  p = {d.p_value:.3g}"
+        )
+    for note in outcome.notes:
+        err.print(f"[yellow]note:[/yellow] {escape(note)}")
     if outcome.directory is not None:
         print(f"result written to {outcome.directory}")
     return 0

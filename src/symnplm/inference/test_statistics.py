@@ -333,13 +333,26 @@ class NetworkTest(TwoSampleTest):
         return new
 
     def check_input(self, batch: ReplicaBatch) -> None:
-        """Feature dimension must match the network input."""
+        """Feature dimension must match the network input; weights must be non-negative.
+
+        A negative weight (NLO simulation) makes the likelihood unbounded: the fit
+        would follow the negative events to t → ∞ without any sign of divergence.
+        """
         if batch.dim != self.model.input_dim:
             raise ValueError(
                 f"samples have {batch.dim} feature(s) {list(batch.names)}, "
                 f"but the {self.statistic} model expects {self.model.input_dim} "
                 f"(architecture {self.model.describe()})"
             )
+        for label, w in (("A", batch.weight_a), ("B", batch.weight_b)):
+            negative = w < 0
+            if np.any(negative):
+                raise ValueError(
+                    f"sample {label} has {int(negative.sum())} event(s) with a negative weight "
+                    f"(smallest {w.min():.4g}): the {self.statistic} fit needs non-negative "
+                    "weights (its likelihood is unbounded otherwise). Use simulation with "
+                    "positive weights, or the binned test on bins with positive sums"
+                )
 
     # -- helpers -------------------------------------------------------------------------
     def _tensor(self, arr: np.ndarray) -> torch.Tensor:
