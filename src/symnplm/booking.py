@@ -18,7 +18,8 @@ The histograms of a result (``hists.pkl``, a pickled ``dict[str, hist.Hist]``):
 ``functions``
     In 1D: f, g (when fitted) and δ̂ on a grid (``function`` axis, ``Double`` storage).
 
-``run.json`` holds t, p, Z, dof, the run description, seed, versions and timing.
+``run.json`` holds t, p, Z, dof, the binned diagnostics, the reweighting uncertainty
+redrawn in the null (if any), the run description, seed, versions and timing.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from symnplm.samples import Sample
 
 if TYPE_CHECKING:
     from symnplm.config import RunConfig
+    from symnplm.inference.diagnostics import BinnedDiagnostic
+    from symnplm.inference.reweighting import ReweightingUncertainty
 
 RUN_JSON = "run.json"
 HISTS_PKL = "hists.pkl"
@@ -161,10 +164,18 @@ def write_hists(path: str | os.PathLike[str], hists: dict[str, hist.Hist]) -> Pa
 
 
 def summary(
-    result: CalibrationResult, cfg: RunConfig, timing: dict[str, float], a: Sample, b: Sample
+    result: CalibrationResult,
+    cfg: RunConfig,
+    timing: dict[str, float],
+    a: Sample,
+    b: Sample,
+    diagnostics: list[BinnedDiagnostic] | None = None,
+    reweighting: ReweightingUncertainty | None = None,
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
     """The ``run.json`` payload."""
     null = result.null
+    diagnostics = diagnostics or []
     return {
         "kind": "symnplm-run",
         "statistic": result.observed.statistic,
@@ -180,6 +191,10 @@ def summary(
         "z_asymptotic": result.observed.z_asymptotic,
         "chi2_fit": result.chi2_fit.to_dict() if result.chi2_fit else None,
         "converged": result.observed.converged,
+        "diagnostics": [d.to_dict() for d in diagnostics],
+        "diagnostics_min_p": min((d.p_value for d in diagnostics), default=None),
+        "reweighting_uncertainty": None if reweighting is None else reweighting.describe(),
+        "notes": list(notes or []),
         "samples": {
             key: {
                 "name": s.name,
@@ -203,13 +218,21 @@ def write_result(
     a: Sample,
     b: Sample,
     timing: dict[str, float],
+    diagnostics: list[BinnedDiagnostic] | None = None,
+    reweighting: ReweightingUncertainty | None = None,
+    notes: list[str] | None = None,
 ) -> Path:
-    """Write a result directory: the calibration, the histograms and, last, ``run.json``."""
+    """Write a result directory: the calibration, the histograms and, last, ``run.json``.
+
+    A ``run.json`` of an earlier run is removed first, so a directory never shows a
+    finished run beside the files of a new one.
+    """
     directory = Path(directory)
+    (directory / RUN_JSON).unlink(missing_ok=True)
     result.save(directory)
     write_hists(directory / HISTS_PKL, book_result(result, a, b))
     # run.json last: its presence means the directory is complete
-    write_json(directory / RUN_JSON, summary(result, cfg, timing, a, b))
+    write_json(directory / RUN_JSON, summary(result, cfg, timing, a, b, diagnostics, reweighting))
     return directory
 
 

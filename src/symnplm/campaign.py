@@ -40,6 +40,7 @@ from symnplm.inference.calculators import (
     permutation_batch,
 )
 from symnplm.inference.results import NullDistribution
+from symnplm.inference.reweighting import ReweightingUncertainty
 from symnplm.inference.test_statistics import TwoSampleTest
 from symnplm.samples import Sample
 
@@ -64,11 +65,17 @@ def fingerprint(sample: Sample) -> str:
 
 
 def _batch_task(
-    test: TwoSampleTest, a: Sample, b: Sample, method: str, seed: int, ids: Sequence[int]
+    test: TwoSampleTest,
+    a: Sample,
+    b: Sample,
+    method: str,
+    seed: int,
+    ids: Sequence[int],
+    reweighting: ReweightingUncertainty | None = None,
 ) -> NullDistribution:
     """One batch, run on a dask worker (a module-level function: picklable)."""
     run = permutation_batch if method == "permutations" else bootstrap_batch
-    return run(test, a, b, seed, list(ids))
+    return run(test, a, b, seed, list(ids), reweighting)
 
 
 @contextlib.contextmanager
@@ -122,6 +129,9 @@ class Campaign:
     batch_size
         Replicas per batch; default :data:`DEFAULT_BATCH` bounded by memory. Part of the
         campaign's identity: a Newton fit's last bits can depend on the batch layout.
+    reweighting
+        Uncertainty of label-dependent weights, redrawn in every replica
+        (:mod:`symnplm.inference.reweighting`).
     """
 
     def __init__(
@@ -135,6 +145,7 @@ class Campaign:
         n: int,
         seed: int,
         batch_size: int | None = None,
+        reweighting: ReweightingUncertainty | None = None,
     ) -> None:
         if method not in ("permutations", "toys"):
             raise ValueError(f"campaign method must be 'permutations' or 'toys', got {method!r}")
@@ -143,6 +154,7 @@ class Campaign:
         self.directory = Path(directory) if directory is not None else None
         self.test, self.a, self.b = test, a, b
         self.method, self.n, self.seed = method, int(n), int(seed)
+        self.reweighting = reweighting
         self.batch_size = int(
             batch_size or min(DEFAULT_BATCH, default_batch_size(len(a) + len(b), n))
         )
@@ -160,6 +172,7 @@ class Campaign:
             "batch_size": self.batch_size,
             "test": self.test.config(),
             "samples": {"A": fingerprint(self.a), "B": fingerprint(self.b)},
+            "reweighting": None if self.reweighting is None else self.reweighting.describe(),
         }
 
     def batches(self) -> list[tuple[int, int]]:
@@ -269,7 +282,9 @@ class Campaign:
 
         # ship the test and the samples once, not once per batch; unique keys (hash=False),
         # so that a rerun never reuses the key of data being released by an earlier run
-        test_f, a_f, b_f = client.scatter([self.test, self.a, self.b], broadcast=True, hash=False)
+        test_f, a_f, b_f, rw_f = client.scatter(
+            [self.test, self.a, self.b, self.reweighting], broadcast=True, hash=False
+        )
         tag = uuid.uuid4().hex[:12]
         futures = {
             client.submit(
@@ -280,6 +295,7 @@ class Campaign:
                 self.method,
                 self.seed,
                 range(start, stop),
+                rw_f,
                 pure=False,
                 key=f"symnplm-batch-{start}-{stop}-{tag}",
             ): (start, stop)

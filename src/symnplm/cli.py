@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "plot": "symnplm.commands:add_plot_parser",
     "demo": "symnplm.commands:add_demo_parser",
     "sensitivity": "symnplm.commands:add_sensitivity_parser",
+    "closure": "symnplm.commands:add_closure_parser",
 }
 
 

@@ -69,10 +69,12 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         "demo",
         help="process the demo dataset and test emu vs mue (m_coll and 5D), with figures",
         description=(
-            "The chain on the embedded demo dataset: coffea processing, Poisson "
-            "pseudo-data, symmetrized test of emu vs mue on m_coll and on the five "
-            "two-body features, permutation calibration on a local dask cluster, result "
-            "directories, figures and a summary table. Rerunning resumes."
+            "The chain on the embedded demo dataset: coffea processing with the symmetric "
+            "e/mu selection and an efficiency-ratio map measured on an independent sample, "
+            "symmetrized test of emu vs mue on m_coll and on the five two-body features, "
+            "permutation calibration on a local dask cluster (with the map's uncertainty), "
+            "binned diagnostics, result directories, figures and a summary table. "
+            "Rerunning resumes."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -91,9 +93,9 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         help="add H->tau e signal with this branching ratio (e.g. 0.01)",
     )
     p.add_argument(
-        "--efficiency-correction",
-        action="store_true",
-        help="measure eps_mu/eps_e on the background and weight events by it (results in effcorr/)",
+        "--efficiency-map",
+        help="correctionlib map eps_mu/eps_e applied to the electrons, or 'none' (results in "
+        "uncorrected/); default datasets/demo/efficiency_map.json",
     )
     p.add_argument(
         "--observables", nargs="+", choices=["m_coll", "5d"], default=list(d.observables)
@@ -121,7 +123,8 @@ def run_demo(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         seed=args.seed,
         inject_br=args.inject_br,
-        efficiency_correction=args.efficiency_correction,
+        efficiency_map=None if args.efficiency_map in (None, "none") else Path(args.efficiency_map),
+        use_efficiency_map=args.efficiency_map != "none",
         observables=tuple(args.observables),
         quiet=args.quiet,
     )
@@ -201,4 +204,90 @@ def run_sensitivity(args: argparse.Namespace) -> int:
             f"{p.z_ideal:.2f}",
         )
     Console().print(table)
+    return 0
+
+
+def add_closure_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``symnplm closure``."""
+    from symnplm.closure import ClosureSettings
+
+    d = ClosureSettings(Path(), Path(), Path())
+    p = subparsers.add_parser(
+        "closure",
+        help="SM closure of the emu-vs-mue test on a production and an independent one",
+        description=(
+            "Is the emu-vs-mue test null-compatible on Standard-Model data from this "
+            "detector? The efficiency map is measured on --calibration (an independent "
+            "production with the same detector), the test sample is processed with it "
+            "(and without), tested whole and in pseudo-experiments thinned to "
+            "--pe-luminosity-fb; their p-values must be uniform. LFV signal injected at "
+            "--brs gives the median Z. Writes OUTDIR/closure.json and figures."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--test", type=Path, required=True, help="fileset of the SM production")
+    p.add_argument(
+        "--calibration", type=Path, required=True, help="fileset of an independent production"
+    )
+    p.add_argument("-o", "--outdir", type=Path, required=True)
+    p.add_argument(
+        "--observables", nargs="+", choices=["m_coll", "5d"], default=list(d.observables)
+    )
+    p.add_argument("--pseudo-experiments", type=int, default=d.pseudo_experiments)
+    p.add_argument("--pe-luminosity-fb", type=float, default=d.pe_luminosity_fb)
+    p.add_argument("--signal-luminosity-fb", type=float, default=d.signal_luminosity_fb)
+    p.add_argument("--signal-pseudo-experiments", type=int, default=d.signal_pseudo_experiments)
+    p.add_argument("--brs", type=float, nargs="*", default=list(d.branching_ratios))
+    p.add_argument("--signal-datasets", nargs="+", default=list(d.signal_datasets))
+    p.add_argument("--permutations", type=int, default=d.full_permutations,
+                   help="permutations of the full-sample test")  # fmt: skip
+    p.add_argument("--max-iter", type=int, default=d.max_iter, help="Newton iterations cap")
+    p.add_argument("--workers", type=int, default=d.workers)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--no-uncorrected", action="store_true", help="skip the run without the map")
+    p.add_argument("--map-pt-edges", type=float, nargs="+", help="pT edges of the map (GeV)")
+    p.add_argument("--map-eta-edges", type=float, nargs="+", help="|eta| edges of the map")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run_closure)
+    return p
+
+
+def run_closure(args: argparse.Namespace) -> int:
+    """``symnplm closure``."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from symnplm.closure import ClosureSettings
+    from symnplm.closure import run_closure as _run
+
+    console = Console(stderr=True, soft_wrap=True)
+    settings = ClosureSettings(
+        test=args.test,
+        calibration=args.calibration,
+        outdir=args.outdir,
+        observables=tuple(args.observables),
+        pseudo_experiments=args.pseudo_experiments,
+        pe_luminosity_fb=args.pe_luminosity_fb,
+        signal_luminosity_fb=args.signal_luminosity_fb,
+        signal_pseudo_experiments=args.signal_pseudo_experiments,
+        branching_ratios=tuple(args.brs),
+        signal_datasets=tuple(args.signal_datasets),
+        full_permutations=args.permutations,
+        max_iter=args.max_iter,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        uncorrected=not args.no_uncorrected,
+        map_pt_edges=tuple(args.map_pt_edges) if args.map_pt_edges else None,
+        map_eta_edges=tuple(args.map_eta_edges) if args.map_eta_edges else None,
+        quiet=args.quiet,
+    )
+    try:
+        _run(settings, log=lambda m: console.print(escape(m)))
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        console.print(f"[red]error:[/red] {escape(str(msg))}")
+        return 2
+    print(settings.outdir / "closure.json")
     return 0

@@ -12,7 +12,7 @@ Example (YAML)::
     a: {category: emu}
     b: {category: mue}
     features: [m_coll]                  # or "5d" (TWO_BODY_FEATURES)
-    unweight: poisson                   # pseudo-data with unit weights
+    unweight: none                      # weights as they are (thin: pseudo-data)
     statistic: {method: symmetrized, architecture: [1, 4, 1], optimizer: newton}
     calibration: {method: permutations, n: 200, batch_size: 25}
     seed: 1
@@ -148,12 +148,26 @@ class RunConfig:
         Rescale simulation to this luminosity; default: the luminosity of the
         background datasets recorded in the fileset metadata (``luminosity_fb``).
     unweight
-        ``"poisson"``: each event enters k ~ Poisson(w) times with weight 1;
-        ``"accept-reject"``: k = ⌊w⌋ + Bernoulli(w - ⌊w⌋) (the usual accept-reject for
-        w ≤ 1). Either turns simulation into pseudo-data, so t is computed on event
-        counts (t scales with the weights, Eq. 11). ``"none"`` keeps the weights.
+        ``"none"`` (default): the weights are used as they are; permutations relabel
+        weighted events, so the null fluctuates as the weighted samples do.
+        ``"thin"``: pseudo-data with unit weights, event i kept with probability w_i
+        (needs w ≤ 1: simulation of at least the pseudo-data's luminosity), so t is
+        computed on event counts (:func:`symnplm.workflow.unweight`). Duplicating
+        events is not offered: it adds the simulation's fluctuation to the data's.
     inject
         Signal to add to both samples.
+    diagnostics
+        Binned G-tests reported with the result: ``feature`` or ``feature1:feature2``
+        names; default (``None``) every one of :data:`symnplm.workflow.DIAGNOSTICS`
+        the samples have columns for; ``[]`` for none.
+    map_uncertainty
+        Redraw the efficiency map's bin-by-bin uncertainty in every null replica when
+        the processor applied a map that has one (default true).
+    nuisances
+        Detector nuisances profiled by the symmetrized test (t = τ − Δ,
+        :class:`~symnplm.systematics.NuisanceSymmetrizedTest`): variation sources of the
+        processor output (``electron_scale``, ``muon_scale``, ``efficiency``); their
+        effect δ_k(x) on A and on B is learned from the ``<source>_up/down`` samples.
     toy
         Toy model settings, used when neither ``input`` nor sample paths are given.
     seed
@@ -168,8 +182,11 @@ class RunConfig:
     features: list[str] | str | None = None
     scale: dict[str, float] | None = None
     luminosity_fb: float | None = None
-    unweight: Literal["none", "poisson", "accept-reject"] = "none"
+    unweight: Literal["none", "thin"] = "none"
     inject: InjectionSpec | None = None
+    diagnostics: list[str] | None = None
+    map_uncertainty: bool = True
+    nuisances: list[str] = field(default_factory=list)
     toy: ToySpec = field(default_factory=ToySpec)
     statistic: StatisticSpec = field(default_factory=StatisticSpec)
     calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
@@ -240,6 +257,20 @@ def _check_values(cfg: RunConfig) -> None:
         for name, spec in (("a", cfg.a), ("b", cfg.b)):
             if spec.category is None:
                 raise ConfigError(f"{name}.category: needed to select a sample from {cfg.input}")
+    if cfg.nuisances:
+        if cfg.source != "processed":
+            raise ConfigError("nuisances: learned from processor output; give input")
+        if cfg.statistic.method != "symmetrized":
+            raise ConfigError(
+                f"nuisances: profiled by the symmetrized statistic, not {cfg.statistic.method!r}"
+            )
+        if len(set(cfg.nuisances)) != len(cfg.nuisances):
+            raise ConfigError(f"nuisances: listed twice in {cfg.nuisances}")
+        if "norm" in cfg.nuisances:
+            raise ConfigError(
+                "nuisances: 'norm' scales A and B alike, which the symmetrized test does not "
+                "see (its A/B ratio floats); leave it out"
+            )
 
 
 # ---------------------------------------------------------------------------------------

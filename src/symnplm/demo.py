@@ -1,21 +1,26 @@
 """``symnplm demo`` (``make demo``): the whole chain on the embedded demo dataset.
 
-1. Process ``datasets/demo/fileset.json`` with coffea (at the fileset's luminosity,
-   5 fb⁻¹, so that simulated events carry weights ≈ 1).
-2. Turn emu and mue into pseudo-data (Poisson unweighting with the demo seed).
+1. Process ``datasets/demo/fileset.json`` with coffea at the fileset's luminosity
+   (5 fb⁻¹, so that simulated events carry weights ≈ 1, as data would), with the
+   symmetric ``lfuv`` selection (the same fiducial region and isolation cut for both
+   flavours) and the efficiency-ratio map ``datasets/demo/efficiency_map.json``:
+   R^ε = ε_μ/ε_e measured on an *independent* simulated sample with the same
+   detector (40 fb⁻¹, another seed; the command that made it is in the README), so
+   that every event is weighted by R^ε at its electron.
+2. Keep the weights (no pseudo-data duplicates a simulated event).
 3. Run the symmetrized test t_{A+B}(A+B) (Eq. 22 of arXiv:2401.09530) of emu against
    mue on m_coll (1-4-1 network) and on the five two-body features (5-4-1),
-   calibrated with permutations (Sec. III E) on a local dask cluster.
-4. Write result directories, figures and a summary table (observable, t, dof, p, Z).
+   calibrated with permutations (Sec. III E) on a local dask cluster, the map's
+   bin-by-bin uncertainty redrawn in every permutation; beside it, binned G-tests
+   of every feature and of (η_lead, η_sub), calibrated the same way.
+4. Write result directories, figures and a summary table (observable, t, dof, p, Z,
+   the smallest diagnostic p-value).
 
 Everything is resumable: the processed output is reused when complete, and a
 calibration campaign that was interrupted continues from its finished batches.
 ``--inject-br`` adds H→τe signal with that branching ratio to both categories
 (results under ``br_<value>/``), to show that the test sees it.
-``--efficiency-correction`` measures the efficiency-ratio map R^ε = ε_μ/ε_e on the
-background (:mod:`symnplm.physics.efficiency`), reprocesses with the weights
-w = R^ε(electron) that restore the e ↔ μ symmetry, and tests that (results under
-``effcorr/``).
+``--efficiency-map none`` tests without the map (results under ``uncorrected/``).
 """
 
 from __future__ import annotations
@@ -25,12 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from symnplm.config import CalibrationSpec, InjectionSpec, RunConfig, StatisticSpec
+from symnplm.config import RunConfig
 from symnplm.fileio import atomic_path, read_json, write_json
 from symnplm.inference.significance import asymptotic_z
-
-#: observable name -> features
-OBSERVABLES: dict[str, str] = {"m_coll": "m_coll", "5d": "5d"}
 
 
 def default_fileset() -> Path:
@@ -38,6 +40,11 @@ def default_fileset() -> Path:
     import symnplm
 
     return Path(symnplm.__file__).resolve().parents[2] / "datasets" / "demo" / "fileset.json"
+
+
+def default_efficiency_map() -> Path:
+    """``datasets/demo/efficiency_map.json``: R^ε measured on an independent simulation."""
+    return default_fileset().parent / "efficiency_map.json"
 
 
 @dataclass
@@ -53,20 +60,29 @@ class DemoSettings:
     scheduler: str | None = None
     seed: int = 1
     inject_br: float = 0.0
-    efficiency_correction: bool = False
+    #: the efficiency-ratio map applied by the processor (``None``: none); default
+    #: :func:`default_efficiency_map` (for the default fileset)
+    efficiency_map: Path | None = None
+    use_efficiency_map: bool = True
     observables: tuple[str, ...] = ("m_coll", "5d")
     quiet: bool = False
 
 
-def _process(
-    settings: DemoSettings,
-    client: Any,
-    log: Any,
-    *,
-    name: str = "processed",
-    efficiency: Path | None = None,
-) -> Path:
-    """Processor output under ``outdir/<name>`` (reused if complete for this fileset and map)."""
+def _efficiency_map(settings: DemoSettings) -> Path | None:
+    if not settings.use_efficiency_map:
+        return None
+    path = Path(settings.efficiency_map or default_efficiency_map())
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: efficiency map not found (give --efficiency-map)")
+    return path.resolve()
+
+
+def _process(settings: DemoSettings, client: Any, log: Any) -> Path:
+    """Processor output under ``outdir/processed[_uncorrected]`` (reused when complete for
+    this fileset and processor configuration)."""
+    import hashlib
+    import json
+
     from symnplm.processors.emu import EMuProcessor
     from symnplm.processors.inputs import background_luminosity_fb, load_fileset
     from symnplm.processors.runner import process_fileset
@@ -74,68 +90,48 @@ def _process(
     fileset = Path(settings.fileset or default_fileset())
     if not fileset.exists():
         raise FileNotFoundError(f"{fileset}: demo fileset not found (give --fileset)")
-    out = settings.outdir / name
-    # written after a complete processing: says which fileset (and map) the output is of
+    emap = _efficiency_map(settings)
+    out = settings.outdir / ("processed" if emap is not None else "processed_uncorrected")
+    lumi_fb = background_luminosity_fb(load_fileset(fileset)) or 5.0
+    proc = EMuProcessor(luminosity=1000.0 * lumi_fb, efficiency=emap)
+    # written after a complete processing: says which fileset and processing the output is of
     marker = out / "demo.json"
-    what = {"fileset": str(fileset.resolve()), "efficiency_map": efficiency and str(efficiency)}
+    config = json.dumps(proc.config(), sort_keys=True, default=str)
+    what = {
+        "fileset": str(fileset.resolve()),
+        "processor": hashlib.sha256(config.encode()).hexdigest()[:16],
+    }
     if (out / "manifest.json").exists() and marker.exists():
         if {k: read_json(marker).get(k) for k in what} == what:
             log(f"reusing processed demo dataset in {out}")
             return out
-    lumi_fb = background_luminosity_fb(load_fileset(fileset)) or 5.0
     start = time.perf_counter()
     report = process_fileset(
-        fileset,
-        out,
-        EMuProcessor(luminosity=1000.0 * lumi_fb, efficiency=efficiency),
-        executor="dask",
-        client=client,
-        status=not settings.quiet,
+        fileset, out, proc, executor="dask", client=client, status=not settings.quiet
     )
     write_json(marker, {**what, "luminosity_fb": lumi_fb})
     log(f"processed {fileset} at {lumi_fb:g} fb^-1 in {time.perf_counter() - start:.0f} s")
     return report.outdir
 
 
-def _efficiency_map(settings: DemoSettings, processed: Path, log: Any) -> Path:
-    """R^ε = ε_μ/ε_e measured on the background of the uncorrected output (written as JSON).
-
-    The background only: an injected LFV signal would be partly absorbed into the map.
-    """
-    from symnplm.processors.efficiency_map import measure_from_output
-    from symnplm.processors.inputs import is_signal
-    from symnplm.samples import read_manifest
-
-    fileset = read_manifest(processed)["fileset"]
-    background = sorted(d for d, e in fileset.items() if not is_signal(e["metadata"]))
-    path = settings.outdir / "efficiency_map.json"
-    measure_from_output(processed, background).write(path)
-    log(f"efficiency-ratio map measured on {len(background)} background datasets: {path}")
-    return path.resolve()
-
-
 def run_config(settings: DemoSettings, processed: Path, observable: str) -> RunConfig:
     """The run description of one demo test."""
-    sub = Path("effcorr" if settings.efficiency_correction else ".")
+    from symnplm.workflow import emu_vs_mue
+
+    sub = Path("." if settings.use_efficiency_map else "uncorrected")
     if settings.inject_br > 0:
         sub = sub / f"br_{settings.inject_br:g}"
-    return RunConfig(
-        input=str(processed),
-        features=OBSERVABLES[observable],
-        unweight="poisson",
-        inject=InjectionSpec(branching_ratio=settings.inject_br) if settings.inject_br else None,
-        statistic=StatisticSpec(
-            method="symmetrized", optimizer="newton", max_iter=settings.max_iter, record_every=5
-        ),
-        calibration=CalibrationSpec(
-            method="permutations",
-            n=settings.permutations,
-            batch_size=settings.batch_size,
-            workers=settings.workers,
-            scheduler=settings.scheduler,
-        ),
+    return emu_vs_mue(
+        processed,
+        observable,
+        permutations=settings.permutations,
+        max_iter=settings.max_iter,
         seed=settings.seed,
-        output=str(settings.outdir / sub / observable),
+        output=settings.outdir / sub / observable,
+        batch_size=settings.batch_size,
+        workers=settings.workers,
+        scheduler=settings.scheduler,
+        inject_br=settings.inject_br,
     )
 
 
@@ -145,12 +141,13 @@ def summary_rows(outdir: Path) -> list[dict[str, Any]]:
     for run_json in sorted(outdir.glob("**/run.json")):
         meta = read_json(run_json)
         inject = meta["config"].get("inject") or {}
+        diagnostics = meta.get("diagnostics") or []
+        worst = min(diagnostics, key=lambda d: d["p_value"], default=None)
         rows.append(
             {
                 "run": str(run_json.parent.relative_to(outdir)),
                 "observable": run_json.parent.name,
-                "efficiency_corrected": Path(meta["config"]["input"] or "").name
-                == "processed_effcorr",
+                "efficiency_corrected": Path(meta["config"]["input"] or "").name == "processed",
                 "injected_br": inject.get("branching_ratio", 0.0),
                 "t": meta["t"],
                 "dof": meta["dof"],
@@ -164,6 +161,8 @@ def summary_rows(outdir: Path) -> list[dict[str, Any]]:
                     else None
                 ),
                 "n_permutations": meta["n_null"],
+                "diagnostics_min_p": None if worst is None else worst["p_value"],
+                "diagnostics_worst": None if worst is None else worst["name"],
                 "seconds": meta["timing"]["total_s"],
                 "directory": str(run_json.parent),
             }
@@ -175,19 +174,26 @@ def _fmt(z: float | None) -> str:
     return "-" if z is None else f"{z:.2f}"
 
 
+def _diag(row: dict[str, Any]) -> str:
+    p = row.get("diagnostics_min_p")
+    return "-" if p is None else f"{p:.3g} ({row['diagnostics_worst']})"
+
+
 def write_summary(outdir: Path, rows: list[dict[str, Any]]) -> None:
     """``summary.json`` and ``summary.md`` (a Markdown table) in ``outdir``."""
     write_json(outdir / "summary.json", {"rows": rows})
     lines = [
-        "| run | observable | eff. corr. | injected BR | t | dof | p | Z | Z (χ² fit) | perm. |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| run | observable | eff. map | injected BR | t | dof | p | Z | Z (χ² fit) | perm. "
+        "| smallest diagnostic p |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         corrected = "yes" if r["efficiency_corrected"] else "no"
         lines.append(
             f"| {r['run']} | {r['observable']} | {corrected} | {r['injected_br']:g} | "
             f"{r['t']:.2f} | {r['dof']} | "
-            f"{r['p']:.3g} | {r['Z']:.2f} | {_fmt(r['Z_chi2_fit'])} | {r['n_permutations']} |"
+            f"{r['p']:.3g} | {r['Z']:.2f} | {_fmt(r['Z_chi2_fit'])} | {r['n_permutations']} | "
+            f"{_diag(r)} |"
         )
     with atomic_path(outdir / "summary.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
@@ -207,31 +213,28 @@ def run_demo(settings: DemoSettings) -> list[dict[str, Any]]:
     start = time.perf_counter()
     with dask_client(settings.workers, settings.scheduler) as client:
         processed = _process(settings, client, console.print)
-        if settings.efficiency_correction:
-            emap = _efficiency_map(settings, processed, console.print)
-            processed = _process(
-                settings, client, console.print, name="processed_effcorr", efficiency=emap
-            )
         for observable in settings.observables:
             cfg = run_config(settings, processed, observable)
             with progress_bar(f"{observable}: permutations", disable=settings.quiet) as bar:
                 outcome = workflow.run(cfg, client=client, progress=bar)
             r = outcome.result
+            worst = min(outcome.diagnostics, key=lambda d: d.p_value, default=None)
             console.print(
                 f"{observable}: t = {r.t:.2f}, dof = {r.dof}, p = {r.p_value:.3g}, Z = {r.z:.2f} "
                 f"({outcome.timing['total_s']:.0f} s)"
+                + (f"; smallest binned p = {worst.p_value:.3g} ({worst.name})" if worst else "")
             )
             plotting.plot_result(cfg.output)
     plotting.plot_kinematics(
         processed,
-        settings.outdir / "figures" / ("effcorr" if settings.efficiency_correction else ""),
+        settings.outdir / "figures" / ("" if settings.use_efficiency_map else "uncorrected"),
         variations=["nominal", "electron_scale_up1", "muon_scale_up1", "norm_up1"],
     )
     rows = summary_rows(settings.outdir)
     write_summary(settings.outdir, rows)
     table = Table(title=f"symnplm demo: emu vs mue ({settings.outdir})")
     # the run directory names the observable, the signal and the correction
-    for col in ("run", "injected BR", "t", "dof", "p", "Z", "Z (χ² fit)"):
+    for col in ("run", "injected BR", "t", "dof", "p", "Z", "smallest binned p"):
         table.add_column(col, justify="right")
     for row in rows:
         table.add_row(
@@ -241,7 +244,7 @@ def run_demo(settings: DemoSettings) -> list[dict[str, Any]]:
             str(row["dof"]),
             f"{row['p']:.3g}",
             f"{row['Z']:.2f}",
-            _fmt(row["Z_chi2_fit"]),
+            _diag(row),
         )
     Console().print(table)
     console.print(f"demo finished in {time.perf_counter() - start:.0f} s")

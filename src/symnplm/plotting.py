@@ -6,6 +6,8 @@
   and a ratio panel with the learned n_A/n_B (in 1D also e^δ̂(x) on a fine grid; in 5D,
   one projection per feature).
 * :func:`plot_history` — percentiles of the null t against training steps (Fig. 7).
+* :func:`plot_diagnostics` — the binned G-tests of the result against their nulls:
+  t of each with the null's 68/95 % range, and its p-value.
 * :func:`plot_kinematics` — emu against mue per variation, with ratio panels.
 
 Every function writes files and returns their paths; nothing is shown on screen
@@ -58,10 +60,11 @@ def _ratio(num: np.ndarray, den: np.ndarray, var_num: np.ndarray, var_den: np.nd
 def _result_text(booked: BookedResult) -> str:
     s = booked.summary
     calib = s["calibration"] + (f", {s['n_null']} replicas" if s["n_null"] else "")
+    # float(): JSON holds infinities (Z of p = 1) as strings
     return (
         f"{s['statistic']} ({', '.join(booked.features)})\n"
-        f"$t_{{obs}}$ = {s['t']:.2f}, dof = {s['dof']}\n"
-        f"p = {s['p_value']:.3g}, Z = {s['z']:.2f} ({calib})"
+        f"$t_{{obs}}$ = {float(s['t']):.2f}, dof = {s['dof']}\n"
+        f"p = {float(s['p_value']):.3g}, Z = {float(s['z']):.2f} ({calib})"
     )
 
 
@@ -216,6 +219,44 @@ def plot_history(
         return _save(fig, Path(directory) / "t_vs_steps", formats)
 
 
+def plot_diagnostics(
+    booked: BookedResult, directory: str | os.PathLike[str], formats: Sequence[str] = FORMATS
+) -> list[Path]:
+    """Each binned diagnostic's t / dof against its null's mean ± 1σ and ± 2σ, with its p."""
+    diags = booked.summary.get("diagnostics") or []
+    if not diags:
+        return []
+    with plt.style.context(_STYLE):
+        fig, ax = plt.subplots(figsize=(8, 0.6 * len(diags) + 2.0))
+        y = np.arange(len(diags))[::-1]
+        for yi, d in zip(y, diags):
+            mean, std, dof = d["null_mean"], d["null_std"], max(d["dof"], 1)
+            ax.fill_betweenx(
+                [yi - 0.3, yi + 0.3],
+                (mean - 2 * std) / dof,
+                (mean + 2 * std) / dof,
+                color="#ffdd57",
+                lw=0,
+            )
+            ax.fill_betweenx(
+                [yi - 0.3, yi + 0.3], (mean - std) / dof, (mean + std) / dof, color="#33bb55", lw=0
+            )
+            ax.plot([d["t"] / dof], [yi], "ko")
+            ax.annotate(
+                f"p = {d['p_value']:.3g}",
+                (1.0, yi),
+                xycoords=("axes fraction", "data"),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize="x-small",
+            )
+        ax.set_yticks(y, [f"{d['name']} ({d['dof']})" for d in diags], fontsize="x-small")
+        ax.set_xlabel("binned G-test t / dof (null: 68 %, 95 %)")
+        ax.set_title(_result_text(booked), fontsize="x-small", loc="left")
+        return _save(fig, Path(directory) / "diagnostics", formats)
+
+
 def plot_result(
     result_dir: str | os.PathLike[str],
     directory: str | os.PathLike[str] | None = None,
@@ -229,6 +270,7 @@ def plot_result(
         plot_null(booked, out, formats)
         + plot_fit(booked, out, formats)
         + plot_history(booked, out, formats)
+        + plot_diagnostics(booked, out, formats)
     )
 
 
@@ -374,4 +416,77 @@ def plot_sensitivity(
         ax.set_ylabel("median Z")
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(0.04, 0.97))
         paths += _save(fig, out / "z_vs_zid", formats)
+    return paths
+
+
+# ---------------------------------------------------------------------------------------
+# closure studies
+# ---------------------------------------------------------------------------------------
+def plot_closure(
+    summary: dict, directory: str | os.PathLike[str], formats: Sequence[str] = FORMATS
+) -> list[Path]:
+    """Figures of a closure study (:mod:`symnplm.closure`).
+
+    Per observable, ``closure_<observable>``: the pseudo-experiments' p-values (left;
+    flat under the null, with the binomial ±1σ band) and their t against the null of
+    relabelled pseudo-experiments (right), with and without the efficiency map.
+    ``closure_diagnostics``: the rate of p < 0.05 of every binned diagnostic.
+    """
+    directory = Path(directory)
+    variants = summary["variants"]
+    observables = sorted({o for v in variants.values() for o in v})
+    paths: list[Path] = []
+    colors = {"corrected": "C0", "uncorrected": "C3"}
+    for obs in observables:
+        with plt.style.context(_STYLE):
+            fig, (ax, tax) = plt.subplots(1, 2, figsize=(14, 6))
+            bins = np.linspace(0, 1, 21)
+            for label, v in variants.items():
+                if obs not in v:
+                    continue
+                pe = v[obs]["pseudo_experiments"]["test"]
+                counts, _ = np.histogram(pe["p_values"], bins)
+                hep.histplot(
+                    counts, bins, ax=ax, color=colors.get(label, "k"),
+                    label=f"{label}: KS p = {pe['ks_uniform_p']:.2g}, "
+                    f"rate(p<0.05) = {pe['rate_p_below_0.05']:.3f}",
+                )  # fmt: skip
+                t_edges = np.histogram_bin_edges(np.r_[pe["t"], pe["t_null"]], 30)
+                hep.histplot(
+                    np.histogram(pe["t"], t_edges)[0], t_edges, ax=tax,
+                    color=colors.get(label, "k"), label=f"{label}: PEs",
+                )  # fmt: skip
+                hep.histplot(
+                    np.histogram(pe["t_null"], t_edges)[0], t_edges, ax=tax, ls="--",
+                    color=colors.get(label, "k"), label=f"{label}: relabelled PEs (null)",
+                )  # fmt: skip
+            n = next(iter(variants.values()))[obs]["pseudo_experiments"]["test"]["n"]
+            expected = n / (len(bins) - 1)
+            ax.axhspan(expected - np.sqrt(expected), expected + np.sqrt(expected), color="grey",
+                       alpha=0.3, label="uniform ± 1σ")  # fmt: skip
+            ax.set_xlabel("p-value of a pseudo-experiment")
+            ax.set_ylabel("pseudo-experiments")
+            ax.legend(fontsize="x-small")
+            lumi = next(iter(variants.values()))[obs]["pseudo_experiments"]["luminosity_fb"]
+            ax.set_title(f"{obs}: {n} SM pseudo-experiments at {lumi:g} fb$^{{-1}}$",
+                         fontsize="small", loc="left")  # fmt: skip
+            tax.set_xlabel("t")
+            tax.set_ylabel("pseudo-experiments")
+            tax.legend(fontsize="x-small")
+            paths += _save(fig, directory / f"closure_{obs}", formats)
+    with plt.style.context(_STYLE):
+        first = next(iter(variants.values()))
+        names = list(first[observables[0]]["pseudo_experiments"]["diagnostics"])
+        fig, ax = plt.subplots(figsize=(9, 0.5 * len(names) + 2))
+        y = np.arange(len(names))[::-1]
+        for k, (label, v) in enumerate(variants.items()):
+            diag = v[observables[0]]["pseudo_experiments"]["diagnostics"]
+            rates = [diag[name]["rate_p_below_0.05"] for name in names]
+            ax.plot(rates, y + 0.15 * (k - 0.5), "o", color=colors.get(label, "k"), label=label)
+        sigma = first[observables[0]]["pseudo_experiments"]["diagnostics"][names[0]]["rate_sigma"]
+        ax.axvspan(0.05 - 2 * sigma, 0.05 + 2 * sigma, color="grey", alpha=0.3, label="5 % ± 2σ")
+        ax.set_yticks(y, names, fontsize="x-small")
+        ax.set_xlabel("rate of p < 0.05 over pseudo-experiments (binned G-tests)")
+        ax.legend(fontsize="x-small")
+        paths += _save(fig, directory / "closure_diagnostics", formats)
     return paths

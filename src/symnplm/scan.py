@@ -1,12 +1,17 @@
 """Sensitivity scans: Z against the injected LFV branching ratio (Fig. 5 of arXiv:2401.09530).
 
 For every branching ratio the expected A and B (weighted simulation with the signal
-scaled to that BR) are turned into pseudo-experiments by Poisson unweighting, one
+scaled to that BR) are turned into pseudo-experiments by thinning (event i kept with
+probability w_i at the requested luminosity, :func:`symnplm.workflow.unweight`), one
 per replica, and the test statistic is fitted on all of them as one batched program
 (:func:`symnplm.inference.toy_null` with a generator). The BR = 0 pseudo-experiments
 are the null: each t becomes an empirical p-value against them (p = (1 + #{t_0 ≥
 t}) / (n_0 + 1), Sec. III E), and, beyond the reach of the null sample, a χ² p-value
 with the degrees of freedom fitted to the null (the paper's extrapolation of Fig. 2).
+
+Thinning needs w ≤ 1, i.e. simulation of at least the pseudo-experiments' luminosity
+(``luminosity_fb``); two pseudo-experiments share a fraction ~w of their events, so
+they are nearly independent only for simulation of much larger luminosity.
 
 The ideal significance Z_id is Eq. (29) on binned m_coll templates of each category,
 combined over emu and mue (q0 adds): the reach of an analysis that knows the signal
@@ -72,12 +77,15 @@ def _weighted(cfg: RunConfig, br: float) -> RunConfig:
 
 
 def pseudo_experiments(
-    a: Sample, b: Sample, method: str = "poisson"
+    a: Sample, b: Sample
 ) -> Callable[[np.random.Generator], tuple[Sample, Sample]]:
     """A generator ``rng -> (A, B)`` of unit-weight pseudo-experiments of the expectation."""
+    for s in (a, b):  # fail now, naming the sample, rather than in a dask worker
+        if s.weights.max() > 1:
+            unweight(s, np.random.default_rng(0), "thin")
 
     def generate(rng: np.random.Generator) -> tuple[Sample, Sample]:
-        return unweight(a, rng, method, "A"), unweight(b, rng, method, "B")
+        return unweight(a, rng, "thin", "A"), unweight(b, rng, "thin", "B")
 
     return generate
 

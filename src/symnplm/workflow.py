@@ -5,9 +5,14 @@ model), :func:`build_test` the statistic, and :func:`run` does the whole chain: 
 observed fit here, the null replicas as a resumable :mod:`~symnplm.campaign` on a
 dask cluster, then :func:`symnplm.booking.write_result`.
 
+Every result on processor output carries binned diagnostics (G-tests per feature and
+in the (η_lead, η_sub) plane, :mod:`symnplm.inference.diagnostics`) calibrated like the
+test; when the processor applied an efficiency map, its bin-by-bin uncertainty is
+redrawn in every null replica (:mod:`symnplm.inference.reweighting`).
+
 Result directory (``cfg.output``)::
 
-    run.json             t, p, Z, dof, configuration, seed, versions, timing
+    run.json             t, p, Z, dof, diagnostics, configuration, seed, versions, timing
     config.yaml          the run description (``symnplm test --config`` reruns it)
     result.json, arrays.npz   the CalibrationResult (fitted parameters, null t values)
     hists.pkl            hist objects (see symnplm.booking)
@@ -16,18 +21,22 @@ Result directory (``cfg.output``)::
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from symnplm.config import ConfigError, RunConfig, StatisticSpec
 from symnplm.engine import FitConfig
 from symnplm.inference.calculators import calibrated
+from symnplm.inference.diagnostics import BinnedDiagnostic, binned_diagnostics
 from symnplm.inference.results import CalibrationResult
+from symnplm.inference.reweighting import ReweightingUncertainty
 from symnplm.inference.significance import asymptotic_pvalue, asymptotic_z
 from symnplm.inference.test_statistics import (
     BinnedTest,
@@ -40,55 +49,92 @@ from symnplm.inference.test_statistics import (
 from symnplm.processors.inputs import background_luminosity_fb, is_signal
 from symnplm.samples import Sample, load_sample, read_manifest
 
+if TYPE_CHECKING:
+    from symnplm.systematics import NuisanceSet
+
 #: seed stream of the unweighting (streams 0-2 are network inits, permutations, toys)
 STREAM_UNWEIGHT = 3
+#: null replicas of the binned diagnostics when the test is not calibrated by permutations
+DIAGNOSTIC_REPLICAS = 200
+#: seed stream of the nuisance (δ) learning
+STREAM_NUISANCE = 6
 
 
 # ---------------------------------------------------------------------------------------
 # samples
 # ---------------------------------------------------------------------------------------
+#: Binned diagnostics of every result whose samples have the columns (name -> columns).
+DIAGNOSTICS: dict[str, tuple[str, ...]] = {
+    "m_coll": ("m_coll",),
+    "pt_lead": ("pt_lead",),
+    "eta_lead": ("eta_lead",),
+    "pt_sublead": ("pt_sublead",),
+    "eta_sublead": ("eta_sublead",),
+    "dphi": ("dphi",),
+    "eta_lead:eta_sublead": ("eta_lead", "eta_sublead"),
+}
+#: Lepton columns that locate the electron of an event in an efficiency map.
+_LEPTON_COLUMNS = ("pt_lead", "eta_lead", "pt_sublead", "eta_sublead", "pt_e", "eta_e")
+UNWEIGHT_METHODS = ("none", "thin")
+
+
 def unweight(
-    sample: Sample, rng: np.random.Generator, method: str = "poisson", name: str | None = None
+    sample: Sample, rng: np.random.Generator, method: str = "thin", name: str | None = None
 ) -> Sample:
-    """Pseudo-data with unit weights from a weighted sample.
+    """Pseudo-data with unit weights from a weighted simulated sample, by thinning.
+
+    Event i is kept with probability w_i (and then has weight 1): the kept count of a
+    region has mean Σw and variance Σw(1 − w) + Σw² = Σw over simulated samples, as
+    data would (Poisson). Duplicating events (k_i ~ Poisson(w_i)) would add the
+    simulation's own fluctuation to the Poisson one (variance Σw + Σw²), which no
+    permutation null contains. Thinning needs w ≤ 1, i.e. simulation of at least the
+    pseudo-data's luminosity; independent pseudo-experiments need much more (two
+    thinnings share a fraction ~w of their events).
 
     Parameters
     ----------
     sample
-        Weighted events (non-negative weights).
+        Weighted events with 0 ≤ w ≤ 1.
     rng
         Random generator (explicit, so pseudo-data are reproducible).
     method
-        ``"poisson"``: event i appears k_i ~ Poisson(w_i) times, so counts fluctuate as
-        in data (E[k] = w, Var[k] = w). ``"accept-reject"``: k_i = ⌊w_i⌋ plus one with
-        probability w_i - ⌊w_i⌋ (for w ≤ 1 the usual accept-reject with acceptance w).
+        ``"thin"`` (``"none"`` returns the sample unchanged).
 
-    Returns
-    -------
-    Sample
-        Events repeated k_i times, unit weights; the provenance records the method.
+    Raises
+    ------
+    ValueError
+        A negative weight, or a weight above 1, naming the sample.
     """
+    if method == "none":
+        return sample
+    if method != "thin":
+        raise ValueError(
+            f"unweighting method must be one of {UNWEIGHT_METHODS}, got {method!r} (duplicating "
+            "simulated events, e.g. Poisson(w) copies, is not honest pseudo-data)"
+        )
     w = sample.weights
     if np.any(w < 0):
         i = int(np.argmax(w < 0))
         raise ValueError(
-            f"sample {sample.name!r}: cannot unweight a negative weight ({w[i]} at event {i})"
+            f"sample {sample.name!r}: cannot thin a negative weight ({w[i]:.4g} at event {i}; "
+            f"{int(np.sum(w < 0))} negative in all): pseudo-data need non-negative weights"
         )
-    if method == "poisson":
-        k = rng.poisson(w)
-    elif method == "accept-reject":
-        base = np.floor(w)
-        k = base.astype(np.int64) + (rng.random(w.size) < (w - base))
-    else:
-        raise ValueError(f"unweighting method must be 'poisson' or 'accept-reject', got {method!r}")
-    index = np.repeat(np.arange(len(sample)), k)
-    if index.size == 0:
-        raise ValueError(f"sample {sample.name!r}: unweighting left no event (Σw = {w.sum():.3g})")
+    if np.any(w > 1):
+        raise ValueError(
+            f"sample {sample.name!r}: weights up to {w.max():.4g} exceed 1, so the simulation "
+            "has less luminosity than the pseudo-data; thin to a lower luminosity "
+            f"(luminosity_fb ≲ current / {w.max():.3g}) or keep the weights (unweight: none)"
+        )
+    keep = rng.random(w.size) < w
+    if not keep.any():
+        raise ValueError(f"sample {sample.name!r}: thinning left no event (Σw = {w.sum():.3g})")
     prov = {**sample.provenance, "unweighted": {"method": method, "sum_weights": float(w.sum())}}
-    return Sample(sample.features[index], None, sample.names, prov, name or sample.name)
+    return Sample(sample.features[keep], None, sample.names, prov, name or sample.name)
 
 
-def _processed_sample(cfg: RunConfig, which: str, rng: np.random.Generator) -> Sample:
+def _processed_sample(
+    cfg: RunConfig, which: str, rng: np.random.Generator, columns: Sequence[str]
+) -> Sample:
     spec = getattr(cfg, which)
     manifest = read_manifest(cfg.input)
     fileset = manifest.get("fileset", {})
@@ -116,7 +162,7 @@ def _processed_sample(cfg: RunConfig, which: str, rng: np.random.Generator) -> S
         # simulation (xsec in the metadata) was normalised to the processor's luminosity
         if target_fb is not None and lumi_pb and "xsec" in meta:
             factor *= target_fb * 1000.0 / float(lumi_pb)
-        s = load_sample(cfg.input, d, spec.category, spec.variation, list(cfg.feature_names))
+        s = load_sample(cfg.input, d, spec.category, spec.variation, list(columns))
         parts.append(s.scaled(factor) if factor != 1.0 else s)
     sample = Sample.concatenate(parts, name=f"{spec.category}/{spec.variation}")
     prov = {
@@ -128,56 +174,202 @@ def _processed_sample(cfg: RunConfig, which: str, rng: np.random.Generator) -> S
         "luminosity_fb": target_fb,
     }
     sample = Sample(sample.features, sample.weights, sample.names, prov, sample.name)
-    if cfg.unweight != "none":
-        sample = unweight(sample, rng, cfg.unweight)
-    return sample
+    return unweight(sample, rng, cfg.unweight)
 
 
-def prepare_samples(cfg: RunConfig) -> tuple[Sample, Sample]:
-    """A and B as the engine sees them (features scaled, pseudo-data if asked).
+def scale_features(sample: Sample, cfg: RunConfig) -> Sample:
+    """The sample's features multiplied by ``cfg.feature_scale()`` (recorded)."""
+    factors = {**{f: 1.0 for f in sample.names}, **cfg.feature_scale()}
+    scale = np.array([factors[f] for f in sample.names])
+    if np.all(scale == 1.0):
+        return sample
+    return Sample(
+        sample.features * scale,
+        sample.weights,
+        sample.names,
+        {**sample.provenance, "feature_scale": dict(zip(sample.names, scale.tolist()))},
+        sample.name,
+    )
 
-    Randomness (unweighting, toy model) comes from ``(cfg.seed, STREAM_UNWEIGHT)`` only.
+
+@dataclass
+class RunInputs:
+    """The samples of a run, as the engine sees them and with every column loaded.
+
+    Attributes
+    ----------
+    a, b
+        The features of the test, scaled (e.g. GeV → 100 GeV).
+    columns_a, columns_b
+        The same events and weights with every loaded column in its own units (the
+        features, the diagnostics' and the leptons' columns); ``None`` for the toy model.
+    reweighting
+        The efficiency map's uncertainty for the pooled A ∪ B, redrawn in every null
+        replica; ``None`` without a map (or with ``map_uncertainty: false``).
+    """
+
+    a: Sample
+    b: Sample
+    columns_a: Sample | None = None
+    columns_b: Sample | None = None
+    reweighting: ReweightingUncertainty | None = None
+
+    def diagnostic_specs(self, cfg: RunConfig) -> dict[str, tuple[str, ...]]:
+        """The diagnostics of ``cfg`` (default :data:`DIAGNOSTICS`) the columns allow."""
+        if self.columns_a is None:
+            return {}
+        have = set(self.columns_a.names)
+        if cfg.diagnostics is None:
+            return {k: v for k, v in DIAGNOSTICS.items() if set(v) <= have}
+        specs = {name: tuple(name.split(":")) for name in cfg.diagnostics}
+        for name, cols in specs.items():
+            missing = [c for c in cols if c not in have]
+            if missing:
+                raise ConfigError(f"diagnostics: {name!r} needs column(s) {missing} not loaded")
+        return specs
+
+
+def _electron_roles(cfg: RunConfig) -> tuple[str, str]:
+    """Which lepton is the electron of an event labelled A, and labelled B.
+
+    For emu against mue the label decides it (emu: the leading lepton); for any
+    other split it is the event's own electron, whatever the label.
+    """
+    roles = {"emu": "lead", "mue": "sublead"}
+    if {cfg.a.category, cfg.b.category} == set(roles):
+        return roles[cfg.a.category], roles[cfg.b.category]
+    return "e", "e"
+
+
+def map_uncertainty(
+    cfg: RunConfig, columns_a: Sample, columns_b: Sample
+) -> ReweightingUncertainty | None:
+    """The processed output's efficiency-map uncertainty for A ∪ B (``None`` if none).
+
+    ``columns_a`` / ``columns_b`` must hold the lepton columns (pt/eta of lead, sublead
+    and electron).
+    """
+    from symnplm.physics.efficiency import EfficiencyRatio
+
+    manifest = read_manifest(cfg.input)
+    name = manifest.get("efficiency_map")
+    if not cfg.map_uncertainty or not name:
+        return None
+    ratio = EfficiencyRatio.read(Path(cfg.input) / name)
+    binned = ratio.bins()
+    if binned is None or not np.any(binned[3] > 0):
+        return None  # a map without (binned) uncertainties: nothing to propagate
+    pooled = Sample.concatenate([columns_a, columns_b])
+
+    def bins(role: str) -> np.ndarray:
+        return ratio.bin_index(pooled.column(f"pt_{role}"), pooled.column(f"eta_{role}"))
+
+    role_a, role_b = _electron_roles(cfg)
+    return ReweightingUncertainty(bins(role_a), bins(role_b), binned[3].ravel(), ratio.source)
+
+
+def load_inputs(cfg: RunConfig) -> RunInputs:
+    """A and B with every column the run needs (features, diagnostics, leptons).
+
+    Randomness (thinning, toy model) comes from ``(cfg.seed, STREAM_UNWEIGHT)`` only.
     """
     rng = np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(STREAM_UNWEIGHT,)))
     if cfg.source == "toy":
         from symnplm.toymodels import ToyModel
 
         toy = cfg.toy
-        return ToyModel(toy.n_a, toy.n_b, toy.signal, toy.n_signal)(rng)
+        return RunInputs(*ToyModel(toy.n_a, toy.n_b, toy.signal, toy.n_signal)(rng))
     if cfg.source == "parquet":
         # without explicit features a parquet sample brings all its columns
         wanted = None if cfg.features is None else list(cfg.feature_names)
-        a = Sample.from_parquet(cfg.a.path, wanted, "A")
-        b = Sample.from_parquet(cfg.b.path, wanted, "B")
-        if cfg.unweight != "none":
-            a, b = unweight(a, rng, cfg.unweight), unweight(b, rng, cfg.unweight)
-    else:
-        a = _processed_sample(cfg, "a", rng)
-        b = _processed_sample(cfg, "b", rng)
-    names = list(a.names)
-    factors = {**{f: 1.0 for f in names}, **cfg.feature_scale()}
-    scale = np.array([factors[f] for f in names])
-    if np.any(scale != 1.0):
-        a, b = (
-            Sample(
-                s.features * scale,
-                s.weights,
-                s.names,
-                {**s.provenance, "feature_scale": dict(zip(names, scale.tolist()))},
-                s.name,
+        a = unweight(Sample.from_parquet(cfg.a.path, None, "A"), rng, cfg.unweight)
+        b = unweight(Sample.from_parquet(cfg.b.path, None, "B"), rng, cfg.unweight)
+        features = wanted or [n for n in a.names if n in b.names]
+        missing = [f for f in features if f not in a.names or f not in b.names]
+        if missing:
+            raise KeyError(
+                f"features {missing} are not columns of both {cfg.a.path} and {cfg.b.path}"
             )
-            for s in (a, b)
+        common = [n for n in a.names if n in b.names]
+        columns_a, columns_b = a.select(common), b.select(common)
+        reweighting = None
+    else:
+        wanted = list(
+            dict.fromkeys([*cfg.feature_names, *_diagnostic_columns(cfg), *_LEPTON_COLUMNS])
         )
-    return a, b
+        columns_a = _processed_sample(cfg, "a", rng, wanted)
+        columns_b = _processed_sample(cfg, "b", rng, wanted)
+        features = list(cfg.feature_names)
+        reweighting = map_uncertainty(cfg, columns_a, columns_b)
+    a = scale_features(columns_a.select(features), cfg)
+    b = scale_features(columns_b.select(features), cfg)
+    return RunInputs(a, b, columns_a, columns_b, reweighting)
+
+
+def _diagnostic_columns(cfg: RunConfig) -> list[str]:
+    names = DIAGNOSTICS if cfg.diagnostics is None else cfg.diagnostics
+    return [c for name in names for c in name.split(":")]
+
+
+def prepare_samples(cfg: RunConfig) -> tuple[Sample, Sample]:
+    """A and B as the engine sees them (features scaled, pseudo-data if asked)."""
+    inputs = load_inputs(cfg)
+    return inputs.a, inputs.b
+
+
+def emu_vs_mue(
+    processed: str | os.PathLike[str],
+    observable: str,
+    *,
+    permutations: int,
+    max_iter: int,
+    seed: int,
+    output: str | os.PathLike[str] | None = None,
+    batch_size: int | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
+    inject_br: float = 0.0,
+) -> RunConfig:
+    """The standard emu-vs-mue run: symmetrized test (Newton), permutation-calibrated.
+
+    ``observable`` is ``"m_coll"`` (1-4-1 network) or ``"5d"`` (the five two-body
+    features, 5-4-1); the weights are used as they are (no pseudo-data), and the
+    processed output's efficiency map, if any, has its uncertainty redrawn per permutation.
+    """
+    from symnplm.config import CalibrationSpec, InjectionSpec, StatisticSpec
+
+    if observable not in ("m_coll", "5d"):
+        raise ConfigError(f"observable must be 'm_coll' or '5d', got {observable!r}")
+    return RunConfig(
+        input=str(processed),
+        features=observable,
+        unweight="none",
+        inject=InjectionSpec(branching_ratio=inject_br) if inject_br else None,
+        statistic=StatisticSpec(
+            method="symmetrized", optimizer="newton", max_iter=max_iter, record_every=5
+        ),
+        calibration=CalibrationSpec(
+            method="permutations",
+            n=permutations,
+            batch_size=batch_size,
+            workers=workers,
+            scheduler=scheduler,
+        ),
+        seed=seed,
+        output=None if output is None else str(output),
+    )
 
 
 # ---------------------------------------------------------------------------------------
 # statistic
 # ---------------------------------------------------------------------------------------
-def build_test(spec: StatisticSpec, a: Sample, b: Sample) -> TwoSampleTest:
+def build_test(
+    spec: StatisticSpec, a: Sample, b: Sample, nuisances: NuisanceSet | None = None
+) -> TwoSampleTest:
     """The statistic of ``spec`` for samples with ``a.dim`` features.
 
-    The default architecture is (d, 4, 1), the paper's 1-4-1 in one dimension.
+    The default architecture is (d, 4, 1), the paper's 1-4-1 in one dimension. With
+    ``nuisances`` the symmetrized statistic profiles them (t = τ − Δ).
     """
     if spec.method == "binned":
         return BinnedTest(quantile_edges(Sample.concatenate([a, b]), spec.bins))
@@ -195,10 +387,60 @@ def build_test(spec: StatisticSpec, a: Sample, b: Sample) -> TwoSampleTest:
         raise ConfigError(
             f"statistic.architecture: input layer {arch[0]} but {a.dim} feature(s) {a.names}"
         )
+    if nuisances is not None:
+        from symnplm.systematics import NuisanceSymmetrizedTest
+
+        return NuisanceSymmetrizedTest(nuisances, arch, fit=fit)
     cls = {"symmetrized": SymmetrizedTest, "nplm": NPLMTest, "crossentropy": CrossEntropyTest}[
         spec.method
     ]
     return cls(arch, fit=fit)
+
+
+def _variation_sample(cfg: RunConfig, which: str, variation: str) -> Sample:
+    """The background of sample ``which`` at ``variation``, weighted, features scaled."""
+    spec = dataclasses.replace(getattr(cfg, which), variation=variation)
+    plain = dataclasses.replace(cfg, inject=None, unweight="none", **{which: spec})
+    rng = np.random.default_rng(0)  # unused: no thinning
+    sample = _processed_sample(plain, which, rng, list(cfg.feature_names))
+    return scale_features(sample, cfg)
+
+
+def learn_nuisances(cfg: RunConfig) -> NuisanceSet | None:
+    """The detector nuisances of ``cfg.nuisances``, learned on A's and B's variation samples.
+
+    For every source, δ_k(x) of A and of B (order 2 with ±1σ and ±2σ samples, else 1) are
+    learned from the processor's ``<source>_up{k}`` / ``_down{k}`` samples of the
+    background (:func:`symnplm.systematics.learn_deltas`); the test sees their difference
+    (:class:`~symnplm.systematics.AsymmetryNuisance`).
+    """
+    if not cfg.nuisances:
+        return None
+    from symnplm.physics.variations import variation_name
+    from symnplm.systematics import AsymmetryNuisance, NuisanceSet, VariationSet, learn_deltas
+
+    available = {s["variation"] for s in read_manifest(cfg.input)["samples"]}
+    items = []
+    for k, source in enumerate(cfg.nuisances):
+        nus = [nu for j in (1, 2) for nu in (j, -j) if variation_name(source, nu) in available]
+        if not {1, -1} <= set(nus):
+            raise ConfigError(
+                f"nuisances: {cfg.input} has no {variation_name(source, 1)} / "
+                f"{variation_name(source, -1)} samples (variations: {sorted(available)})"
+            )
+        sides = {}
+        for which in ("a", "b"):
+            nominal = _variation_sample(cfg, which, "nominal")
+            varied = {nu: _variation_sample(cfg, which, variation_name(source, nu)) for nu in nus}
+            sides[which] = learn_deltas(
+                VariationSet(source, nominal, varied),
+                order=2 if len(nus) >= 4 else 1,
+                seed=int(
+                    np.random.SeedSequence(cfg.seed, spawn_key=(STREAM_NUISANCE, k)).entropy % 2**31
+                ),
+            )
+        items.append(AsymmetryNuisance(source, on_a=sides["a"], on_b=sides["b"]))
+    return NuisanceSet(tuple(items), features=tuple(cfg.feature_names))
 
 
 # ---------------------------------------------------------------------------------------
@@ -217,6 +459,8 @@ class RunOutcome:
     result: CalibrationResult
     timing: dict[str, float]
     directory: Path | None
+    diagnostics: list[BinnedDiagnostic]
+    notes: list[str]
 
 
 def run(
@@ -245,9 +489,11 @@ def run(
     from symnplm.campaign import Campaign
 
     timing: dict[str, float] = {}
+    notes: list[str] = []
     start = time.perf_counter()
-    a, b = prepare_samples(cfg)
-    test = build_test(cfg.statistic, a, b)
+    inputs = load_inputs(cfg)
+    a, b = inputs.a, inputs.b
+    test = build_test(cfg.statistic, a, b, learn_nuisances(cfg))
     timing["samples_s"] = time.perf_counter() - start
     out = Path(cfg.output) if cfg.output is not None else None
     if out is not None:
@@ -262,6 +508,11 @@ def run(
     cal = cfg.calibration
     t0 = time.perf_counter()
     if cal.method == "asymptotic":
+        if inputs.reweighting is not None:
+            notes.append(
+                "the asymptotic p-value does not include the efficiency map's uncertainty "
+                "(calibrate with permutations for that)"
+            )
         result = CalibrationResult(
             observed,
             "asymptotic",
@@ -278,6 +529,7 @@ def run(
             n=int(cal.n),
             seed=cfg.seed,
             batch_size=cal.batch_size,
+            reweighting=inputs.reweighting,
         )
         null = campaign.run(
             client=client,
@@ -288,7 +540,22 @@ def run(
         )
         result = calibrated(observed, null)
     timing["calibration_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    specs = inputs.diagnostic_specs(cfg)
+    diagnostics = []
+    if specs:
+        assert inputs.columns_a is not None and inputs.columns_b is not None
+        diagnostics = binned_diagnostics(
+            inputs.columns_a,
+            inputs.columns_b,
+            specs,
+            n=cal.n if cal.method == "permutations" and cal.n else DIAGNOSTIC_REPLICAS,
+            seed=cfg.seed,
+            reweighting=inputs.reweighting,
+        )
+    timing["diagnostics_s"] = time.perf_counter() - t0
     timing["total_s"] = time.perf_counter() - start
     if out is not None:
-        booking.write_result(out, cfg, result, a, b, timing)
-    return RunOutcome(cfg, a, b, result, timing, out)
+        booking.write_result(out, cfg, result, a, b, timing, diagnostics, inputs.reweighting, notes)
+    return RunOutcome(cfg, a, b, result, timing, out, diagnostics, notes)

@@ -29,7 +29,7 @@ DATASETS = {
     ),
 }
 CATEGORIES = ("emu", "mue")
-VARIATIONS = ("nominal", "muon_scale_up1")
+VARIATIONS = ("nominal", "muon_scale_up1", "muon_scale_down1")
 
 
 def _columns(rng: np.random.Generator, n: int, shift: float) -> dict[str, np.ndarray]:

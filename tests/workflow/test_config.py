@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -17,13 +18,13 @@ def test_yaml_and_toml_describe_the_same_run(tmp_path):
         "a: {category: emu, datasets: [ttbar]}\n"
         "b: {category: mue, variation: muon_scale_up1}\n"
         "features: 5d\n"
-        "unweight: poisson\n"
+        "unweight: thin\n"
         "statistic: {method: symmetrized, architecture: [5, 4, 1], max_iter: 30}\n"
         "calibration: {method: permutations, n: 40, batch_size: 10}\n"
         "seed: 7\n"
     )
     (tmp_path / "run.toml").write_text(
-        'input = "out"\nfeatures = "5d"\nunweight = "poisson"\nseed = 7\n'
+        'input = "out"\nfeatures = "5d"\nunweight = "thin"\nseed = 7\n'
         '[a]\ncategory = "emu"\ndatasets = ["ttbar"]\n'
         '[b]\ncategory = "mue"\nvariation = "muon_scale_up1"\n'
         '[statistic]\nmethod = "symmetrized"\narchitecture = [5, 4, 1]\nmax_iter = 30\n'
@@ -121,3 +122,40 @@ def test_cli_reports_a_bad_config_file(tmp_path, capsys):
     assert main(["test", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "run.toml" in err and "statistic.epoch" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("nuisances: muon_scale\n", "nuisances: expected list[str]"),
+        ("input: out\nnuisances: [norm]\n", "'norm' scales A and B alike"),
+        ("nuisances: [muon_scale]\n", "nuisances: learned from processor output; give input"),
+        ("input: out\nnuisances: [muon_scale, muon_scale]\n", "listed twice"),
+        (
+            "input: out\nnuisances: [muon_scale]\nstatistic: {method: crossentropy}\n",
+            "profiled by the symmetrized statistic, not 'crossentropy'",
+        ),
+        ("input: out\nunweight: poisson\n", "unweight: expected 'none' | 'thin', got 'poisson'"),
+        ("input: out\nmap_uncertainty: maybe\n", "map_uncertainty: expected bool"),
+        ("input: out\ndiagnostics: eta_lead\n", "diagnostics: expected list[str] | null"),
+    ],
+)
+def test_nuisances_and_diagnostics_are_validated_naming_the_key(tmp_path, text, message):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    with pytest.raises(C.ConfigError, match=re.escape(message)):
+        C.load(path)
+
+
+def test_nuisances_pass_through_run_files(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(
+        "input: out\nnuisances: [electron_scale, muon_scale, efficiency]\n"
+        "diagnostics: [eta_lead, 'eta_lead:eta_sublead']\nmap_uncertainty: false\n"
+    )
+    cfg = C.load(path)
+    assert cfg.nuisances == ["electron_scale", "muon_scale", "efficiency"]
+    assert cfg.diagnostics == ["eta_lead", "eta_lead:eta_sublead"]
+    assert cfg.map_uncertainty is False
+    C.dump_yaml(cfg, tmp_path / "back.yaml")
+    assert C.load(tmp_path / "back.yaml") == cfg

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from symnplm.cli import main
-from symnplm.demo import default_fileset
+from symnplm.demo import default_efficiency_map, default_fileset
 
 SMALL = ("ww", "tw", "wz", "ggh_htaue", "vbfh_htaue")
 
@@ -55,13 +55,21 @@ def test_demo_writes_results_figures_and_a_summary(small_fileset, tmp_path, caps
     for obs in ("m_coll", "5d"):
         figures = out / obs / "figures"
         assert (figures / "null_t.png").stat().st_size > 5_000
+        assert (figures / "diagnostics.png").stat().st_size > 5_000
         assert (
             figures / "fit_m_coll.png" if obs == "m_coll" else figures / "fit_dphi.png"
         ).exists()
         run = json.loads((out / obs / "run.json").read_text())
-        assert run["config"]["unweight"] == "poisson"
-        # the fileset's luminosity (5 fb^-1): pseudo-data has unit weights, counts ≈ Σw
+        # the weights as they are, at the fileset's luminosity (5 fb^-1)
+        assert run["config"]["unweight"] == "none"
         assert run["samples"]["A"]["provenance"]["luminosity_fb"] == 5.0
+        # the map's uncertainty went into the permutations; binned diagnostics came along
+        assert run["reweighting_uncertainty"]["bins_used"] > 10
+        assert {d["name"] for d in run["diagnostics"]} >= {"eta_lead", "eta_lead:eta_sublead"}
+    manifest = json.loads((out / "processed" / "manifest.json").read_text())
+    assert manifest["config"]["efficiency"]["source"] == str(default_efficiency_map())
+    assert manifest["config"]["muon"]["eta_vetoes"] == [[0.0, 0.1], [1.37, 1.52]]
+    assert manifest["config"]["muon"]["iso_max"] == manifest["config"]["electron"]["iso_max"]
     assert (out / "figures" / "kinematics_nominal.png").exists()
     assert "| m_coll |" in (out / "summary.md").read_text()
 
@@ -81,23 +89,26 @@ def test_demo_writes_results_figures_and_a_summary(small_fileset, tmp_path, caps
 
 
 @pytest.mark.slow
-def test_demo_with_efficiency_correction(small_fileset, tmp_path, capsys):
-    """The map is measured on the background and the reprocessed events carry R(electron)."""
-    from symnplm.physics import EfficiencyRatio
-    from symnplm.samples import load_sample
-
+def test_demo_without_the_map_and_with_a_map_of_its_own_events(small_fileset, tmp_path, capsys):
+    """--efficiency-map none: results under uncorrected/; a map measured on the demo's
+    own files is refused, naming the problem."""
     out = tmp_path / "demo"
     args = ["demo", "-o", str(out), "--fileset", str(small_fileset), "--permutations", "2",
             "--batch-size", "2", "--max-iter", "5", "--workers", "1", "--quiet",
-            "--efficiency-correction", "--observables", "m_coll"]  # fmt: skip
-    assert main(args) == 0
-    ratio = EfficiencyRatio.read(out / "efficiency_map.json")
-    plain = load_sample(out / "processed", "ww", "emu", features=["pt_e", "eta_e"])
-    weighted = load_sample(out / "processed_effcorr", "ww", "emu", features=["pt_e", "eta_e"])
-    expected = plain.weights * ratio(plain.column("pt_e"), plain.column("eta_e"))
-    assert weighted.weights == pytest.approx(expected)
-    run = json.loads((out / "effcorr" / "m_coll" / "run.json").read_text())
-    assert run["config"]["input"].endswith("processed_effcorr")
+            "--observables", "m_coll"]  # fmt: skip
+    assert main([*args, "--efficiency-map", "none"]) == 0
+    run = json.loads((out / "uncorrected" / "m_coll" / "run.json").read_text())
+    assert run["config"]["input"].endswith("processed_uncorrected")
+    assert run["reweighting_uncertainty"] is None
     rows = json.loads((out / "summary.json").read_text())["rows"]
-    assert [r["efficiency_corrected"] for r in rows] == [True]
-    assert (out / "figures" / "effcorr" / "kinematics_nominal.png").exists()
+    assert [r["efficiency_corrected"] for r in rows] == [False]
+
+    from symnplm.processors.efficiency_map import measure_from_output
+
+    own = measure_from_output(
+        out / "processed_uncorrected", pt_edges=(15, 40, 6500), abseta_edges=(0, 2.3)
+    )
+    own.write(tmp_path / "own.json")
+    capsys.readouterr()
+    assert main([*args, "--efficiency-map", str(tmp_path / "own.json")]) == 2
+    assert "measured on events this run processes" in capsys.readouterr().err

@@ -15,7 +15,7 @@ def results(processed, tmp_path_factory, local_client):
     out = tmp_path_factory.mktemp("results")
     base = {
         "input": str(processed),
-        "unweight": "poisson",
+        "unweight": "none",
         "statistic": {"max_iter": 15},
         "calibration": {"method": "permutations", "n": 6, "batch_size": 3},
     }

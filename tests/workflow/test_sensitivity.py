@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
+import pytest
 
 from symnplm.cli import main
 from symnplm.config import from_dict
@@ -16,6 +18,8 @@ def test_z_grows_with_the_injected_signal(processed):
     cfg = from_dict(
         {
             "input": str(processed),
+            # thinned pseudo-experiments at 0.5 of the simulation's 5 fb^-1: w <= 1
+            "luminosity_fb": 0.5,
             "statistic": {"max_iter": 20},
             "inject": {"datasets": ["ggh_htaue"]},
             "seed": 4,
@@ -32,6 +36,9 @@ def test_z_grows_with_the_injected_signal(processed):
     # Z_id of Eq. 29 is linear in N_s for s << b, slower where the peak has s ~ b
     z1, z4 = ideal_z(cfg, 0.1, np.linspace(0, 5, 51)), points[2].z_ideal
     assert points[0].z_ideal == 0.0 and 2.0 < z4 / z1 < 4.0
+    # pseudo-experiments are thinned simulation: the weights must allow it
+    with pytest.raises(ValueError, match=r"weights up to 1\.6 exceed 1"):
+        sensitivity_scan(dataclasses.replace(cfg, luminosity_fb=None), [0.1], n_toys=2)
 
 
 def test_sensitivity_command_writes_json_and_figures(processed, tmp_path):
@@ -39,6 +46,7 @@ def test_sensitivity_command_writes_json_and_figures(processed, tmp_path):
     code = main(
         ["sensitivity", "--input", str(processed), "--inject-datasets", "ggh_htaue",
          "--brs", "0.3", "--toys", "3", "--null-toys", "4", "--max-iter", "10",
+         "--luminosity-fb", "0.5",
          "--output", str(out), "--quiet"]
     )  # fmt: skip
     assert code == 0

@@ -15,22 +15,18 @@ from symnplm.samples import Sample
 from symnplm.workflow import prepare_samples, run, unweight
 
 
-def test_poisson_unweighting_keeps_the_expected_counts():
+def test_thinning_keeps_the_expected_counts_and_never_repeats_an_event():
     rng = np.random.default_rng(0)
-    w = np.r_[np.full(20_000, 0.25), np.full(20_000, 1.6)]
+    w = np.r_[np.full(20_000, 0.25), np.full(20_000, 0.8)]
     s = Sample(np.arange(w.size, dtype=float), w, ["x"], name="mc")
-    for method in ("poisson", "accept-reject"):
-        u = unweight(s, np.random.default_rng(1), method)
-        assert not u.is_weighted
-        low = np.count_nonzero(u.features[:, 0] < 20_000)
-        # E[k] = w in both bands; 5 sigma of the Poisson count
-        assert abs(low - 5_000) < 5 * np.sqrt(5_000)
-        assert abs((len(u) - low) - 32_000) < 5 * np.sqrt(32_000)
-        assert u.provenance["unweighted"]["method"] == method
-    # accept-reject never repeats a w <= 1 event more than once
-    u = unweight(s, rng, "accept-reject")
-    _, counts = np.unique(u.features[u.features[:, 0] < 20_000, 0], return_counts=True)
-    assert counts.max() == 1
+    u = unweight(s, np.random.default_rng(1), "thin")
+    assert not u.is_weighted
+    low = np.count_nonzero(u.features[:, 0] < 20_000)
+    # E[k] = w in both bands; 5 sigma of the binomial count
+    assert abs(low - 5_000) < 5 * np.sqrt(5_000 * 0.75)
+    assert abs((len(u) - low) - 16_000) < 5 * np.sqrt(16_000 * 0.2)
+    assert u.provenance["unweighted"]["method"] == "thin"
+    assert len(np.unique(u.features[:, 0])) == len(u)  # every event at most once
     # the same seed gives the same pseudo-data
     a, b = (unweight(s, np.random.default_rng(5)) for _ in range(2))
     np.testing.assert_array_equal(a.features, b.features)
@@ -64,11 +60,14 @@ def test_samples_from_processor_output(processed):
     assert a3.sum_weights - a.sum_weights == pytest.approx(200 * 0.25 * 4)
     assert b3.sum_weights - b.sum_weights == pytest.approx(50 * 0.25 * 4)
 
-    # pseudo-data: unit weights, seeded
-    pd = {"input": str(processed), "unweight": "poisson", "seed": 3}
+    # pseudo-data: thinned at 2.5 fb^-1 (ttbar w = 0.8, ztautau 0.5), unit weights, seeded
+    pd = {"input": str(processed), "unweight": "thin", "luminosity_fb": 2.5, "seed": 3}
     u1, u2 = prepare_samples(from_dict(pd))[0], prepare_samples(from_dict(pd))[0]
-    assert not u1.is_weighted and abs(len(u1) - 940) < 5 * np.sqrt(940)
+    assert not u1.is_weighted and abs(len(u1) - 470) < 5 * np.sqrt(470)
     np.testing.assert_array_equal(u1.features, u2.features)
+    # at the simulation's own luminosity ttbar's weights (1.6) cannot be thinned
+    with pytest.raises(ValueError, match=r"weights up to 1\.6 exceed 1"):
+        prepare_samples(from_dict({**pd, "luminosity_fb": None}))
 
     with pytest.raises(KeyError, match="no sample dataset='wz'"):
         prepare_samples(
@@ -84,7 +83,7 @@ def test_result_directory_holds_json_and_hists(processed, tmp_path, local_client
     cfg = RunConfig(
         input=str(processed),
         features=["m_coll", "met"],
-        unweight="poisson",
+        unweight="none",
         seed=2,
         output=str(tmp_path / "res"),
     )
@@ -126,7 +125,7 @@ def test_one_dimensional_functions_on_a_grid(processed, tmp_path):
             "--input",
             str(processed),
             "--unweight",
-            "poisson",
+            "none",
             "--max-iter",
             "15",
             "--output",
@@ -150,7 +149,7 @@ def test_injected_signal_raises_t(processed, tmp_path):
     """H -> tau e lands in emu more than mue: the symmetrized test sees it."""
     base = {
         "input": str(processed),
-        "unweight": "poisson",
+        "unweight": "none",
         "seed": 1,
         "statistic": {"max_iter": 40},
     }
@@ -164,3 +163,52 @@ def test_injected_signal_raises_t(processed, tmp_path):
 def test_load_result_of_an_incomplete_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a complete result directory"):
         booking.load_result(tmp_path)
+
+
+def test_nuisances_are_learned_from_the_variation_samples(processed, tmp_path):
+    """muon_scale ±1σ samples of A and B give an asymmetry nuisance the test profiles."""
+    cfg = from_dict(
+        {
+            "input": str(processed),
+            "nuisances": ["muon_scale"],
+            "statistic": {"max_iter": 10},
+            "seed": 2,
+            "output": str(tmp_path / "nu"),
+        }
+    )
+    outcome = run(cfg)
+    assert outcome.result.observed.statistic == "symmetrized-nuisance"
+    described = outcome.result.observed.config["nuisances"]["nuisances"]
+    assert [n["name"] for n in described] == ["muon_scale"]
+    # learned on each category's own variation samples (order 1: only ±1σ exist)
+    for side in ("on_a", "on_b"):
+        training = described[0][side]["training"]
+        assert training["order"] == 1
+        assert set(training["variations"]["varied"]) == {"1.0", "-1.0"}
+    assert np.isfinite(outcome.result.t) and outcome.result.t >= -1e-6  # τ ≥ Δ
+    with pytest.raises(ConfigError, match="no electron_scale_up1 / electron_scale_down1"):
+        run(from_dict({"input": str(processed), "nuisances": ["electron_scale"]}))
+
+
+def test_results_carry_binned_diagnostics(processed, tmp_path):
+    cfg = from_dict(
+        {
+            "input": str(processed),
+            "statistic": {"max_iter": 5},
+            "calibration": {"method": "permutations", "n": 9, "batch_size": 9},
+            "seed": 4,
+            "output": str(tmp_path / "diag"),
+        }
+    )
+    outcome = run(cfg)
+    names = [d.name for d in outcome.diagnostics]
+    assert names == ["m_coll", "pt_lead", "eta_lead", "pt_sublead", "eta_sublead", "dphi",
+                     "eta_lead:eta_sublead"]  # fmt: skip
+    summary = json.loads((tmp_path / "diag" / "run.json").read_text())
+    assert [d["name"] for d in summary["diagnostics"]] == names
+    assert all(d["n_null"] == 9 for d in summary["diagnostics"])  # the test's permutations
+    assert summary["diagnostics_min_p"] == min(d.p_value for d in outcome.diagnostics)
+    assert summary["reweighting_uncertainty"] is None  # no efficiency map in this output
+    only = run(from_dict({**cfg.to_dict(), "output": None, "diagnostics": ["dphi"]}))
+    assert [d.name for d in only.diagnostics] == ["dphi"]
+    assert run(from_dict({**cfg.to_dict(), "output": None, "diagnostics": []})).diagnostics == []
