@@ -11,7 +11,8 @@ from all of them; MET updated; selection re-applied):
    efficiency-ratio weight R^ε(electron) when a map is given, times exp(ν σ_N) for
    the normalisation variations and R^ε_up/down / R^ε for the efficiency variations
    (``efficiency_up1`` / ``efficiency_down1``: every bin of the map moved by its
-   statistical uncertainty);
+   statistical uncertainty); with a map, events with either lepton in a bin the map
+   masks (seen for one flavour only) are removed;
 4. fill the histograms per category and keep the columns.
 
 ``events="even"`` / ``"odd"`` keeps only events of that event-number parity: two
@@ -423,6 +424,13 @@ class EMuProcessor(processor.ProcessorABC):
             if self.efficiency is not None:
                 w = w * self.efficiency(cols["pt_e"], cols["eta_e"])
             cols[WEIGHT] = w
+            if self.efficiency is not None:
+                # both leptons where the map saw both flavours: the common acceptance
+                inside = self.efficiency.accepts(cols["pt_e"], cols["eta_e"])
+                inside &= self.efficiency.accepts(cols["pt_mu"], cols["eta_mu"])
+                cols = {k: v[inside] for k, v in cols.items()}
+                if variation == NOMINAL:
+                    out["cutflow"][dataset]["map_acceptance"] = int(inside.sum())
             out["columns"][(dataset, variation)] = {chunk: cols}
 
             masks = emu_categories(
@@ -432,6 +440,10 @@ class EMuProcessor(processor.ProcessorABC):
             if variation == NOMINAL:
                 for step, mask in sel.steps.items():
                     out["cutflow"][dataset][step] = int(mask.sum())
+                if "map_acceptance" in out["cutflow"][dataset]:  # after the selection steps
+                    out["cutflow"][dataset]["map_acceptance"] = out["cutflow"][dataset].pop(
+                        "map_acceptance"
+                    )
                 for category, mask in masks.items():
                     out["cutflow"][dataset][category] = int(mask.sum())
                 factors += self.weight_variations(cols)

@@ -319,7 +319,11 @@ def test_efficiency_weights_restore_emu_mue_symmetry(tmp_path):
     # ... and applied to another one with the same efficiencies
     path = write_nanoaod(tmp_path / "asym.root", asymmetric_events(), mc=False)
     proc = EMuProcessor(scale_nus=[], normalisation=None, efficiency=tmp_path / "eff.json")
-    process_fileset({"data": [str(path)]}, tmp_path / "pass2", proc)
+    second = process_fileset({"data": [str(path)]}, tmp_path / "pass2", proc)
+    # both flavours populate every bin of this map: nothing is masked, every event stays
+    assert ratio.measurement["masked_bins"] == []
+    assert list(second.cutflow["data"])[4:6] == ["map_acceptance", "emu"]
+    assert second.cutflow["data"]["map_acceptance"] == 15
     emu = load_sample(tmp_path / "pass2", "data", "emu")
     mue = load_sample(tmp_path / "pass2", "data", "mue")
     assert emu.sum_weights == pytest.approx(mue.sum_weights, rel=1e-9)

@@ -33,6 +33,16 @@ Poisson-bootstrap replicas of the sample (seeded); it is stored as the ``up`` an
 map's own fluctuations into the calibration of a test
 (:mod:`symnplm.inference.reweighting`).
 
+Common acceptance
+-----------------
+A bin where one flavour is missing (no electron or no muon), or where R is more than
+:data:`MASK_RATIO` times away from the map's median, is a region the detector covers
+for one flavour only — a crack or gap the selection does not know of. No weight
+restores it; the map *masks* it (``measurement["masked_bins"]``) and
+:meth:`EfficiencyRatio.accepts` is false there, so that the processor removes events
+with **either** lepton in a masked bin: the fiducial region becomes the one both
+flavours are seen in, measured on the calibration sample, to the map's granularity.
+
 Independence
 ------------
 A map measured on the events it then corrects absorbs part of any asymmetry they
@@ -94,6 +104,9 @@ DEFAULT_NAME = "efficiency_ratio"
 SYSTEMATICS: tuple[str, ...] = ("nominal", "up", "down")
 #: Marker of the measurement record in the CorrectionSet description.
 RECORD_KEY = "symnplm-efficiency-map"
+#: A bin whose R is this many times above or below the map's median is masked (with the
+#: bins that lack one flavour): one flavour is (nearly) not reconstructed there.
+MASK_RATIO = 4.0
 
 
 @dataclass(frozen=True)
@@ -292,6 +305,16 @@ class EfficiencyRatio:
         sigma = np.asarray(m.get("log_uncertainty", np.zeros_like(values)), dtype=np.float64)
         return np.asarray(m["pt_edges"]), np.asarray(m["abseta_edges"]), values, sigma
 
+    def accepts(self, pt: Any, eta: Any) -> np.ndarray:
+        """Whether each lepton (pT, η) lies outside the map's masked bins (all true if none)."""
+        masked = (self.measurement or {}).get("masked_bins") or []
+        pt = np.asarray(pt, dtype=np.float64)
+        if not masked:
+            return np.ones(pt.shape, dtype=bool)
+        shape = self.bins()[2].shape  # type: ignore[index]
+        flat = np.ravel_multi_index(tuple(np.asarray(masked, dtype=np.int64).T), shape)
+        return ~np.isin(self.bin_index(pt, eta), flat)
+
     def bin_index(self, pt: Any, eta: Any) -> np.ndarray:
         """Flat (row-major) bin of each (pT, η), clamped like correctionlib's ``clamp`` flow."""
         binned = self.bins()
@@ -422,7 +445,8 @@ def measure_efficiency_ratio(
         With ``measurement`` holding the raw N_e, N_μ per bin, the iterations used,
         whether the iteration converged, the uncertainties and the seed. Bins without
         electrons or muons keep the overall normalisation factor and no uncertainty
-        (listed in ``measurement["empty_bins"]``).
+        (listed in ``measurement["empty_bins"]``); bins seen for one flavour only are
+        masked (``measurement["masked_bins"]``, module docstring).
     """
     pt_e, eta_e, pt_mu, eta_mu = (
         np.asarray(a, dtype=np.float64) for a in (pt_e, eta_e, pt_mu, eta_mu)
@@ -491,6 +515,9 @@ def measure_efficiency_ratio(
         sigma = np.where(filled, np.where(sparse, counting, spread), 0.0).reshape(shape)
 
     n_e, n_mu = pairs.sum(axis=0), pairs.sum(axis=1)
+    # one flavour missing, or R far from the rest: the detector covers one flavour only
+    relative = ratio / np.median(ratio[filled])
+    masked = (n_e + n_mu > 0) & (~filled | (relative > MASK_RATIO) | (relative < 1.0 / MASK_RATIO))
     record = {
         "n_electron": n_e.reshape(shape).tolist(),
         "n_muon": n_mu.reshape(shape).tolist(),
@@ -499,6 +526,8 @@ def measure_efficiency_ratio(
         "iterations": used,
         "converged": converged,
         "empty_bins": [list(map(int, np.unravel_index(i, shape))) for i in np.flatnonzero(~filled)],
+        "masked_bins": [list(map(int, np.unravel_index(i, shape))) for i in np.flatnonzero(masked)],
+        "mask_ratio": MASK_RATIO,
         "n_bootstrap": int(n_bootstrap),
         "seed": int(seed),
         "measured_on": dict(measured_on) if measured_on is not None else None,
