@@ -2,9 +2,10 @@
 
 For every detector in ``--detectors`` (default: the default detector and the two
 variants of ``benchmarks/closure/detector_*.json``), run :func:`symnplm.closure.run_closure`
-on the production ``<test>/<detector>`` with the map measured on the independent
-production ``<calibration>/<detector>``, then write one table (JSON + Markdown) and
-the figures of each detector under ``benchmarks/output/closure/``.
+on the productions ``<test>/<detector>`` and ``<calibration>/<detector>`` (each
+corrected with the map of the other), then write one table (JSON + Markdown), pooled
+over the detectors as well, and the figures of each detector under
+``benchmarks/output/closure/``.
 
 The productions (one Pythia run per sample, every detector simulated on the same
 events; about 1 h each on 2 cores)::
@@ -31,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from symnplm.closure import ClosureSettings, run_closure
 from symnplm.fileio import atomic_path, write_json
 from symnplm.provenance import provenance
@@ -39,56 +42,108 @@ OUTPUT = Path(__file__).resolve().parent / "output" / "closure"
 
 
 def _row(det: str, variant: str, obs: str, entry: dict[str, Any]) -> dict[str, Any]:
-    full, pe = entry["full"], entry["pseudo_experiments"]
-    diag_full = full["diagnostics"]
-    diag_pe = pe["diagnostics"]
+    pe = entry["pseudo_experiments"]
     signal = {
         f"median_z_br_{p['branching_ratio']:g}": p["z_quantiles"][1]
         for p in entry.get("signal", {}).get("points", [])
     }
+    full = entry["full"]
     return {
         "detector": det,
         "variant": variant,
         "observable": obs,
-        "full_t": full["t"],
-        "full_p": full["p_value"],
-        "full_events": full["events"],
-        "full_diag_min_p": min(d["p_value"] for d in diag_full),
-        "full_diag_max_abs_pull": max(abs(d["pull"]) for d in diag_full),
+        "full_p": {s: f["p_value"] for s, f in full.items()},
+        "full_diag_min_p": {
+            s: min(d["p_value"] for d in f["diagnostics"]) for s, f in full.items()
+        },
+        "full_diag_max_pull": {
+            s: max(d["pull"] for d in f["diagnostics"]) for s, f in full.items()
+        },
         "pe_n": pe["test"]["n"],
         "pe_luminosity_fb": pe["luminosity_fb"],
         "pe_ks_p": pe["test"]["ks_uniform_p"],
         "pe_rate": pe["test"]["rate_p_below_0.05"],
         "pe_rate_sigma": pe["test"]["rate_sigma"],
-        "pe_diag_ks_min": min(v["ks_uniform_p"] for v in diag_pe.values()),
-        "pe_diag_rate_max": max(v["rate_p_below_0.05"] for v in diag_pe.values()),
+        "pe_diag_ks_min": min(v["ks_uniform_p"] for v in pe["diagnostics"].values()),
+        "pe_diag_rate_max": max(v["rate_p_below_0.05"] for v in pe["diagnostics"].values()),
+        "p_values": pe["test"]["p_values"],
+        "diag_p_values": {k: v["p_values"] for k, v in pe["diagnostics"].items()},
         "signal_luminosity_fb": entry.get("signal", {}).get("luminosity_fb"),
         **signal,
     }
 
 
-def _markdown(rows: list[dict[str, Any]]) -> str:
+def _pooled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The PE p-values of every detector together, per variant and observable."""
+    from scipy import stats
+
+    out = []
+    for variant in sorted({r["variant"] for r in rows}):
+        for obs in sorted({r["observable"] for r in rows}):
+            sel = [r for r in rows if r["variant"] == variant and r["observable"] == obs]
+            p = np.concatenate([r["p_values"] for r in sel])
+            diag = {
+                k: np.concatenate([r["diag_p_values"][k] for r in sel])
+                for k in sel[0]["diag_p_values"]
+            }
+            out.append(
+                {
+                    "variant": variant,
+                    "observable": obs,
+                    "detectors": [r["detector"] for r in sel],
+                    "n": len(p),
+                    "ks_p": float(stats.kstest(p, "uniform").pvalue),
+                    "rate": float(np.mean(p < 0.05)),
+                    "rate_sigma": float(np.sqrt(0.05 * 0.95 / len(p))),
+                    "diag_ks_min": min(
+                        float(stats.kstest(v, "uniform").pvalue) for v in diag.values()
+                    ),
+                    "diag_rate_max": max(float(np.mean(v < 0.05)) for v in diag.values()),
+                }
+            )
+    return out
+
+
+def _markdown(rows: list[dict[str, Any]], pooled: list[dict[str, Any]]) -> str:
     def f(x: Any, fmt: str = ".3g") -> str:
         return "-" if x is None else format(x, fmt)
 
     brs = sorted({k for r in rows for k in r if k.startswith("median_z_br_")}, reverse=True)
     head = (
-        "| detector | map | observable | full t | full p | full: min binned p "
+        "| detector | map | observable | whole-sample p (test, calib.) | whole: min binned p "
         "(max pull) | PEs | PE KS p | PE rate(p<0.05) | PE binned: min KS p, max rate | "
         + " | ".join(f"median Z, BR {b.removeprefix('median_z_br_')}" for b in brs)
         + " |"
     )
-    lines = [head, "|" + " --- |" * (10 + len(brs))]
+    lines = [head, "|" + " --- |" * (9 + len(brs))]
     for r in rows:
         lines.append(
             f"| {r['detector']} | {'yes' if r['variant'] == 'corrected' else 'no'} | "
-            f"{r['observable']} | {r['full_t']:.1f} | {f(r['full_p'])} | "
-            f"{f(r['full_diag_min_p'])} ({r['full_diag_max_abs_pull']:.1f}) | "
-            f"{r['pe_n']} × {r['pe_luminosity_fb']:g}/fb | {f(r['pe_ks_p'])} | "
+            f"{r['observable']} | "
+            + ", ".join(f(v) for v in r["full_p"].values())
+            + " | "
+            + ", ".join(
+                f"{f(p)} ({r['full_diag_max_pull'][s]:.1f})"
+                for s, p in r["full_diag_min_p"].items()
+            )
+            + f" | {r['pe_n']} × {r['pe_luminosity_fb']:.2g}/fb | {f(r['pe_ks_p'])} | "
             f"{r['pe_rate']:.3f} ± {r['pe_rate_sigma']:.3f} | "
             f"{f(r['pe_diag_ks_min'])}, {r['pe_diag_rate_max']:.3f} | "
             + " | ".join(f(r.get(b), ".2f") for b in brs)
             + " |"
+        )
+    lines += [
+        "",
+        "Pooled over the detectors:",
+        "",
+        "| map | observable | PEs | KS p | rate(p<0.05) | binned: min KS p, max rate |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in pooled:
+        lines.append(
+            f"| {'yes' if r['variant'] == 'corrected' else 'no'} | {r['observable']} | {r['n']} | "
+            f"{f(r['ks_p'])} | {r['rate']:.3f} ± {r['rate_sigma']:.3f} | "
+            f"{f(r['diag_ks_min'])}, {r['diag_rate_max']:.3f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -100,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detectors", nargs="+", default=["default", "efficiency", "response"])
     parser.add_argument("--output", type=Path, default=OUTPUT)
     parser.add_argument("--work", type=Path, default=Path("results/closure"))
-    parser.add_argument("--pseudo-experiments", type=int, default=200)
-    parser.add_argument("--pe-luminosity-fb", type=float, default=2.0)
+    parser.add_argument("--splits", type=int, default=50)
+    parser.add_argument("--relabellings", type=int, default=20)
     parser.add_argument("--signal-luminosity-fb", type=float, default=10.0)
     parser.add_argument("--signal-pseudo-experiments", type=int, default=50)
     parser.add_argument("--permutations", type=int, default=100)
@@ -117,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             test=args.test / det / "fileset.json",
             calibration=args.calibration / det / "fileset.json",
             outdir=args.work / det,
-            pseudo_experiments=args.pseudo_experiments,
-            pe_luminosity_fb=args.pe_luminosity_fb,
+            splits=args.splits,
+            relabellings=args.relabellings,
             signal_luminosity_fb=args.signal_luminosity_fb,
             signal_pseudo_experiments=args.signal_pseudo_experiments,
             full_permutations=args.permutations,
@@ -139,14 +194,16 @@ def main(argv: list[str] | None = None) -> int:
         for png in settings.outdir.glob("closure_*.png"):
             (out / png.name).write_bytes(png.read_bytes())
         write_json(out / "closure.json", summary)
+    pooled = _pooled(rows)
     write_json(
         args.output / "closure_table.json",
-        {"rows": rows, "studies": studies, "args": {k: str(v) for k, v in vars(args).items()},
+        {"rows": rows, "pooled": pooled, "studies": studies,
+         "args": {k: str(v) for k, v in vars(args).items()},
          "seconds": time.perf_counter() - start, "provenance": provenance()},
     )  # fmt: skip
     with atomic_path(args.output / "closure_table.md") as tmp:
-        tmp.write_text(_markdown(rows))
-    print(_markdown(rows))
+        tmp.write_text(_markdown(rows, pooled))
+    print(_markdown(rows, pooled))
     print(json.dumps(studies, indent=1))
     return 0
 

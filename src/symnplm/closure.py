@@ -1,29 +1,34 @@
 """SM closure of the emu-vs-mue test: null-compatible on Standard-Model samples, any detector.
 
-Given a Standard-Model production (optionally with LFV signal datasets) and an
-*independent* production with the same detector (another seed: the "calibration"
-sample that stands in for a control region or tag-and-probe), :func:`run_closure`
+Given two independent Standard-Model productions with the same detector — the *test*
+production (optionally with LFV signal datasets) and the *calibration* production
+(another seed) — :func:`run_closure`
 
-1. processes the calibration sample with the symmetric ``lfuv`` selection and
-   measures the efficiency-ratio map R^ε = ε_μ/ε_e on its background
-   (:mod:`symnplm.physics.efficiency`) — the detector's efficiencies are never read
+1. processes both with the symmetric ``lfuv`` selection and measures the
+   efficiency-ratio map R^ε = ε_μ/ε_e on the background of each
+   (:mod:`symnplm.physics.efficiency`): the detector's efficiencies are never read
    from its configuration;
-2. processes the test sample with the map (and, for comparison, without it);
-3. runs the full test on the whole test sample, m_coll and 5D, permutation-calibrated
-   with the map's uncertainty redrawn per permutation, with the binned diagnostics;
-4. draws pseudo-experiments (PEs) from the test sample by thinning to a luminosity
-   L_PE ≪ L_sample (event i kept with probability w_i L_PE / L_sample; two PEs share a
-   fraction ~L_PE/L_sample of their events), tests each, and tests one relabelling of
-   each (with the map's uncertainty redrawn): the relabellings of all PEs form the
-   null, against which every PE gets a p-value. Calibrated means: the PE p-values are
-   uniform (KS test), their rate below 0.05 is 5 %, and the observed t's follow the
-   null's distribution (two-sample KS). The same is done for every binned diagnostic;
-5. injects H→τe at the given branching ratios into PEs at L_signal and reports the
-   median Z against the null of relabelled SM PEs at the same luminosity.
+2. processes each production again with the map measured on the *other* one (so both
+   serve as test samples, each corrected by an independent map), and keeps the
+   uncorrected outputs for comparison;
+3. runs the full test on each whole sample, m_coll and 5D, permutation-calibrated with
+   the map's uncertainty redrawn per permutation, with the binned diagnostics;
+4. splits each sample into ``splits`` disjoint pseudo-experiments (PEs) at random
+   (every event in exactly one; simulated events are independent, so are the PEs),
+   tests each, and tests ``relabellings`` relabellings of each (with the map's
+   uncertainty redrawn): the relabellings of all PEs form the null against which every
+   PE gets a p-value.
+   Calibrated means: the PE p-values are uniform (KS test), their rate below 0.05 is
+   5 %, and the observed t's follow the null's distribution (two-sample KS). The same
+   for every binned diagnostic. The PEs of one sample share its map, whose error is
+   small against theirs (a fraction ~1/splits of the map's sample);
+5. injects H→τe at the given branching ratios into PEs thinned from the test sample
+   at L_signal (event i kept with probability w_i L_signal / L_sample) and reports the
+   median Z against the null of relabelled SM PEs thinned the same way.
 
-Everything is seeded (``seed``); every PE and relabelling is a replica of one batched
-fit (:func:`symnplm.inference.toy_null` with a generator). Output: ``closure.json``
-and figures in the output directory.
+Everything is seeded (``seed``); the PEs and relabellings of a batch are replicas of
+one batched fit (:func:`symnplm.inference.calculators.pairs_batch`). Output:
+``closure.json`` and figures in the output directory.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from scipy import stats
 
 from symnplm.config import InjectionSpec, RunConfig
 from symnplm.fileio import write_json
-from symnplm.inference.calculators import STREAM_TOYS, relabel, replica_rng, toy_null
+from symnplm.inference.calculators import pairs_batch, relabel, replica_rng
 from symnplm.inference.diagnostics import DiagnosticBinning
 from symnplm.inference.significance import empirical_pvalue, p_to_z
 from symnplm.provenance import provenance
@@ -49,7 +54,9 @@ from symnplm.samples import Sample
 __all__ = ["ClosureSettings", "run_closure"]
 
 #: seed streams of the closure (beyond those of the calibration machinery)
-_STREAM_PE, _STREAM_SIGNAL, _STREAM_SIGNAL_NULL = 11, 12, 13
+_STREAM_SPLIT, _STREAM_RELABEL, _STREAM_SIGNAL, _STREAM_SIGNAL_NULL = 11, 12, 13, 14
+#: the two productions, each tested with the map of the other
+SOURCES = ("test", "calibration")
 
 
 @dataclass
@@ -60,8 +67,9 @@ class ClosureSettings:
     calibration: Path
     outdir: Path
     observables: tuple[str, ...] = ("m_coll", "5d")
-    pseudo_experiments: int = 200
-    pe_luminosity_fb: float = 2.0
+    splits: int = 50
+    #: relabellings of every PE in the null (their pool sets each PE's p-value)
+    relabellings: int = 20
     signal_luminosity_fb: float = 10.0
     signal_pseudo_experiments: int = 50
     branching_ratios: tuple[float, ...] = (0.01, 0.005)
@@ -107,15 +115,16 @@ def _process(fileset: Path, out: Path, client: Any, efficiency: Path | None, qui
     return out
 
 
-def _measure_map(calibration: Path, path: Path, settings: ClosureSettings) -> Path:
+def _measure_map(processed: Path, path: Path, settings: ClosureSettings) -> Path:
+    """The map of ``processed``'s background, written to ``path``."""
     from symnplm.processors.efficiency_map import measure_from_output
     from symnplm.processors.inputs import is_signal
     from symnplm.samples import read_manifest
 
-    fileset = read_manifest(calibration)["fileset"]
+    fileset = read_manifest(processed)["fileset"]
     background = sorted(d for d, e in fileset.items() if not is_signal(e["metadata"]))
     measure_from_output(
-        calibration,
+        processed,
         background,
         seed=settings.seed,
         pt_edges=settings.map_pt_edges,
@@ -144,21 +153,29 @@ class _Pool:
         from symnplm.samples import read_manifest
         from symnplm.workflow import load_inputs
 
-        # the full sample's own reweighting uncertainty is not needed: each PE gets its own
+        # the whole sample's own reweighting uncertainty is not needed: each PE gets its own
         inputs = load_inputs(dataclasses.replace(cfg, map_uncertainty=False))
         assert inputs.columns_a is not None and inputs.columns_b is not None
-        manifest = read_manifest(cfg.input)
-        name = manifest.get("efficiency_map")
+        name = read_manifest(cfg.input).get("efficiency_map")
+        emap = EfficiencyRatio.read(Path(cfg.input) / name) if name else None
 
         def ratio(s: Sample) -> np.ndarray:
-            if not name:
-                return np.ones(len(s))
-            emap = EfficiencyRatio.read(Path(cfg.input) / name)
-            return emap(s.column("pt_e"), s.column("eta_e"))
+            return np.ones(len(s)) if emap is None else emap(s.column("pt_e"), s.column("eta_e"))
 
-        lumi = inputs.columns_a.provenance["luminosity_fb"]
         a, b = inputs.columns_a, inputs.columns_b
-        return cls(cfg, a, b, ratio(a), ratio(b), float(lumi))
+        lumi = float(a.provenance["luminosity_fb"])
+        return cls(cfg, a, b, ratio(a), ratio(b), lumi)
+
+    def split(self, splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Disjoint random groups of the events of A and of B: (index in A, index in B)."""
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_STREAM_SPLIT,)))
+        group_a = rng.permutation(len(self.a)) % splits
+        group_b = rng.permutation(len(self.b)) % splits
+        return [(np.flatnonzero(group_a == k), np.flatnonzero(group_b == k)) for k in range(splits)]
+
+    def part(self, index_a: np.ndarray, index_b: np.ndarray) -> tuple[Sample, Sample]:
+        """The events ``index_a`` of A and ``index_b`` of B, with their weights."""
+        return self.a.take(index_a, "A"), self.b.take(index_b, "B")
 
     def thinned(self, rng: np.random.Generator, luminosity_fb: float) -> tuple[Sample, Sample]:
         """A PE at ``luminosity_fb``: event i kept with probability w_mc,i L / L_sample,
@@ -176,23 +193,17 @@ class _Pool:
             out.append(Sample(s.features[keep], r[keep], s.names, {}, s.name))
         return out[0], out[1]
 
-    def reweighting(self, a: Sample, b: Sample) -> Any:
+    def relabelled(self, a: Sample, b: Sample, rng: np.random.Generator) -> tuple[Sample, Sample]:
+        """One relabelling of A ∪ B, the map's uncertainty redrawn (a null replica)."""
         from symnplm.workflow import map_uncertainty
 
-        return map_uncertainty(self.cfg, a, b)
-
-
-def _relabelled(
-    pool: _Pool, a: Sample, b: Sample, rng: np.random.Generator
-) -> tuple[Sample, Sample]:
-    """One relabelling of A ∪ B, the map's uncertainty redrawn (a null replica)."""
-    pooled = Sample.concatenate([a, b])
-    wa, wb = relabel(pooled.weights, len(a), rng, pool.reweighting(a, b))
-    in_a, in_b = wa > 0, wb > 0
-    return (
-        Sample(pooled.features[in_a], wa[in_a], pooled.names, {}, "A"),
-        Sample(pooled.features[in_b], wb[in_b], pooled.names, {}, "B"),
-    )
+        pooled = Sample.concatenate([a, b])
+        wa, wb = relabel(pooled.weights, len(a), rng, map_uncertainty(self.cfg, a, b))
+        in_a, in_b = wa > 0, wb > 0
+        return (
+            Sample(pooled.features[in_a], wa[in_a], pooled.names, {}, "A"),
+            Sample(pooled.features[in_b], wb[in_b], pooled.names, {}, "B"),
+        )
 
 
 def _engine(cfg: RunConfig, s: Sample) -> Sample:
@@ -202,52 +213,52 @@ def _engine(cfg: RunConfig, s: Sample) -> Sample:
     return scale_features(s.select(list(cfg.feature_names)), cfg)
 
 
+def _fit_all(
+    test: Any, cfg: RunConfig, pairs: Sequence[tuple[Sample, Sample]], seed: int, batch: int
+) -> np.ndarray:
+    """t of every (A, B) column-sample pair, in batched fits of ``batch`` replicas."""
+    t = []
+    for start in range(0, len(pairs), batch):
+        chunk = [(_engine(cfg, a), _engine(cfg, b)) for a, b in pairs[start : start + batch]]
+        t.append(pairs_batch(test, chunk, seed, range(start, start + len(chunk))).t)
+    return np.concatenate(t)
+
+
 def _uniformity(t_obs: np.ndarray, t_null: np.ndarray) -> dict[str, Any]:
     """p-values of t_obs against the pooled null, their KS test, the rate below 0.05."""
     p = np.array([empirical_pvalue(t, t_null) for t in t_obs])
     n = len(p)
-    rate = float(np.mean(p < 0.05))
     return {
         "n": n,
         "p_values": p.tolist(),
         "ks_uniform_p": float(stats.kstest(p, "uniform").pvalue),
         "ks_two_sample_p": float(stats.ks_2samp(t_obs, t_null).pvalue),
-        "rate_p_below_0.05": rate,
+        "rate_p_below_0.05": float(np.mean(p < 0.05)),
         "rate_sigma": float(np.sqrt(0.05 * 0.95 / n)),
         "t_obs_median": float(np.median(t_obs)),
         "t_null_median": float(np.median(t_null)),
     }
 
 
-def _pe_campaign(
-    pool: _Pool,
-    cfg: RunConfig,
-    test: Any,
-    n: int,
-    luminosity_fb: float,
-    stream: int,
-    settings: ClosureSettings,
-    binnings: Sequence[DiagnosticBinning],
-    relabelled: bool,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """t of ``n`` PEs (or of one relabelling of each), and their diagnostics' G."""
-    seed = int(np.random.SeedSequence(settings.seed, spawn_key=(stream,)).generate_state(1)[0])
-
-    def columns(rng: np.random.Generator) -> tuple[Sample, Sample]:
-        a, b = pool.thinned(rng, luminosity_fb)
-        return _relabelled(pool, a, b, rng) if relabelled else (a, b)
-
-    def generate(rng: np.random.Generator) -> tuple[Sample, Sample]:
-        a, b = columns(rng)
-        return _engine(cfg, a), _engine(cfg, b)
-
-    null = toy_null(test, n, generator=generate, seed=seed, batch_size=settings.batch_size)
-    diag: dict[str, list[float]] = {d.name: [] for d in binnings}
-    for rid in range(n):  # the same PEs again (same seeds): cheap histograms
-        a, b = columns(replica_rng(seed, STREAM_TOYS, rid))
-        for d in binnings:
-            diag[d.name].append(d.statistic(a, b))
-    return null.t, {k: np.asarray(v) for k, v in diag.items()}
+def _split_campaign(
+    pool: _Pool, test: Any, settings: ClosureSettings, binnings: Sequence[DiagnosticBinning]
+) -> dict[str, Any]:
+    """t and diagnostics of the disjoint PEs of one sample and of one relabelling of each."""
+    seed, r = settings.seed, settings.relabellings
+    observed = [pool.part(ia, ib) for ia, ib in pool.split(settings.splits, seed)]
+    null = [
+        pool.relabelled(a, b, replica_rng(seed, _STREAM_RELABEL, k * r + j))
+        for k, (a, b) in enumerate(observed)
+        for j in range(r)
+    ]
+    out: dict[str, Any] = {
+        "t": _fit_all(test, pool.cfg, observed, seed, settings.batch_size),
+        "t_null": _fit_all(test, pool.cfg, null, seed, settings.batch_size),
+        "g": {d.name: np.array([d.statistic(a, b) for a, b in observed]) for d in binnings},
+        "g_null": {d.name: np.array([d.statistic(a, b) for a, b in null]) for d in binnings},
+        "events": [[len(a), len(b)] for a, b in observed],
+    }
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -268,62 +279,92 @@ def _config(settings: ClosureSettings, processed: Path, observable: str, out: Pa
     )
 
 
-def _variant(
-    settings: ClosureSettings, processed: Path, label: str, client: Any, log: Callable
-) -> dict[str, Any]:
-    """Full test, SM PEs and (corrected only) signal PEs for every observable."""
+def _full(cfg: RunConfig, client: Any) -> tuple[dict[str, Any], Any]:
+    """The full-sample test of ``cfg`` (figures in its result directory)."""
     from symnplm import plotting, workflow
+
+    start = time.perf_counter()
+    full = workflow.run(cfg, client=client)
+    plotting.plot_result(cfg.output)
+    summary = {
+        "t": full.result.t,
+        "dof": full.result.dof,
+        "p_value": full.result.p_value,
+        "z": full.result.z,
+        "n_permutations": len(full.result.null) if full.result.null is not None else 0,
+        "events": [len(full.a), len(full.b)],
+        "diagnostics": [d.to_dict() for d in full.diagnostics],
+        "seconds": time.perf_counter() - start,
+    }
+    return summary, full
+
+
+def _variant(
+    settings: ClosureSettings,
+    processed: dict[str, Path],
+    label: str,
+    client: Any,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Full tests, split PEs and (corrected only) signal PEs for every observable."""
+    from symnplm import workflow
 
     result: dict[str, Any] = {}
     for observable in settings.observables:
-        out = settings.outdir / label / observable
-        cfg = _config(settings, processed, observable, out / "full")
-        start = time.perf_counter()
-        full = workflow.run(cfg, client=client)
-        plotting.plot_result(cfg.output)
-        entry: dict[str, Any] = {
-            "full": {
-                "t": full.result.t,
-                "dof": full.result.dof,
-                "p_value": full.result.p_value,
-                "z": full.result.z,
-                "n_permutations": settings.full_permutations,
-                "events": [len(full.a), len(full.b)],
-                "diagnostics": [d.to_dict() for d in full.diagnostics],
+        entry: dict[str, Any] = {"full": {}, "pseudo_experiments": {"by_sample": {}}}
+        t_obs, t_null = [], []
+        g_obs: dict[str, list[np.ndarray]] = {}
+        g_null: dict[str, list[np.ndarray]] = {}
+        test = test_cfg = test_pool = None
+        for source in SOURCES:
+            out = settings.outdir / label / observable / source
+            cfg = _config(settings, processed[source], observable, out)
+            entry["full"][source], full = _full(cfg, client)
+            f = entry["full"][source]
+            log(
+                f"{label}/{observable}/{source}: whole sample t = {f['t']:.2f}, "
+                f"p = {f['p_value']:.3g}; smallest binned p = "
+                f"{min(d['p_value'] for d in f['diagnostics']):.3g}"
+            )
+            pool = _Pool.load(dataclasses.replace(cfg, output=None))
+            test = workflow.build_test(cfg.statistic, full.a, full.b)
+            binnings = [
+                DiagnosticBinning.quantiles(name, cols, pool.a, pool.b)
+                for name, cols in workflow.DIAGNOSTICS.items()
+            ]
+            start = time.perf_counter()
+            pe = _split_campaign(pool, test, settings, binnings)
+            entry["pseudo_experiments"]["by_sample"][source] = {
+                "luminosity_fb": pool.luminosity_fb / settings.splits,
+                "events": pe["events"],
+                "test": _uniformity(pe["t"], pe["t_null"]),
                 "seconds": time.perf_counter() - start,
             }
-        }
-        log(
-            f"{label}/{observable}: full sample t = {full.result.t:.2f}, "
-            f"p = {full.result.p_value:.3g}; smallest binned p = "
-            f"{min(d.p_value for d in full.diagnostics):.3g}"
-        )
-        pool = _Pool.load(dataclasses.replace(cfg, output=None))
-        test = workflow.build_test(cfg.statistic, full.a, full.b)
-        binnings = [
-            DiagnosticBinning.quantiles(name, cols, pool.a, pool.b)
-            for name, cols in workflow.DIAGNOSTICS.items()
-        ]
-        start = time.perf_counter()
-        campaign = (pool, cfg, test, settings.pseudo_experiments, settings.pe_luminosity_fb)
-        t_obs, g_obs = _pe_campaign(*campaign, _STREAM_PE, settings, binnings, relabelled=False)
-        t_null, g_null = _pe_campaign(*campaign, _STREAM_PE, settings, binnings, relabelled=True)
-        entry["pseudo_experiments"] = {
-            "luminosity_fb": settings.pe_luminosity_fb,
-            "sample_luminosity_fb": pool.luminosity_fb,
-            "shared_fraction": settings.pe_luminosity_fb / pool.luminosity_fb,
-            "test": _uniformity(t_obs, t_null) | {"t": t_obs.tolist(), "t_null": t_null.tolist()},
-            "diagnostics": {k: _uniformity(g_obs[k], g_null[k]) for k in g_obs},
-            "seconds": time.perf_counter() - start,
+            t_obs.append(pe["t"])
+            t_null.append(pe["t_null"])
+            for name in pe["g"]:
+                g_obs.setdefault(name, []).append(pe["g"][name])
+                g_null.setdefault(name, []).append(pe["g_null"][name])
+            if source == "test":
+                test_cfg, test_pool = cfg, pool
+        t, tn = np.concatenate(t_obs), np.concatenate(t_null)
+        lumi = entry["pseudo_experiments"]["by_sample"]["test"]["luminosity_fb"]
+        entry["pseudo_experiments"] |= {
+            "splits": settings.splits,
+            "luminosity_fb": lumi,
+            "test": _uniformity(t, tn) | {"t": t.tolist(), "t_null": tn.tolist()},
+            "diagnostics": {
+                k: _uniformity(np.concatenate(g_obs[k]), np.concatenate(g_null[k])) for k in g_obs
+            },
         }
         u = entry["pseudo_experiments"]["test"]
         log(
-            f"{label}/{observable}: {settings.pseudo_experiments} PEs at "
-            f"{settings.pe_luminosity_fb:g} fb^-1: KS p = {u['ks_uniform_p']:.3g}, "
-            f"rate(p < 0.05) = {u['rate_p_below_0.05']:.3f}"
+            f"{label}/{observable}: {u['n']} disjoint PEs of {lumi:.2g} fb^-1: "
+            f"KS p = {u['ks_uniform_p']:.3g}, rate(p < 0.05) = {u['rate_p_below_0.05']:.3f}"
         )
         if label == "corrected" and settings.branching_ratios:
-            entry["signal"] = _signal(settings, pool, cfg, test, log, observable)
+            assert test_cfg is not None and test_pool is not None
+            entry["signal"] = _signal(settings, test_pool, test_cfg, test, log, observable)
         result[observable] = entry
     return result
 
@@ -341,16 +382,21 @@ def _signal(
             f"none of the signal datasets {list(settings.signal_datasets)} is in {cfg.input}; "
             "give --signal-datasets or --brs without values"
         )
-    n, lumi = settings.signal_pseudo_experiments, settings.signal_luminosity_fb
-    campaign = (pool, cfg, test, n, lumi)
-    t_null, _ = _pe_campaign(*campaign, _STREAM_SIGNAL_NULL, settings, [], relabelled=True)
+    n, lumi, seed = settings.signal_pseudo_experiments, settings.signal_luminosity_fb, settings.seed
+
+    def thinned(p: _Pool, stream: int) -> list[tuple[Sample, Sample]]:
+        return [p.thinned(replica_rng(seed, stream, k), lumi) for k in range(n)]
+
+    null = [
+        pool.relabelled(a, b, replica_rng(seed, _STREAM_SIGNAL_NULL, k))
+        for k, (a, b) in enumerate(thinned(pool, _STREAM_SIGNAL_NULL))
+    ]
+    t_null = _fit_all(test, cfg, null, seed, settings.batch_size)
     out: dict[str, Any] = {"luminosity_fb": lumi, "n_null": n, "datasets": datasets, "points": []}
     for br in settings.branching_ratios:
         inject = InjectionSpec(branching_ratio=br, datasets=datasets)
         signal_pool = _Pool.load(dataclasses.replace(cfg, inject=inject, output=None))
-        t, _ = _pe_campaign(
-            signal_pool, cfg, test, n, lumi, _STREAM_SIGNAL, settings, [], relabelled=False
-        )
+        t = _fit_all(test, cfg, thinned(signal_pool, _STREAM_SIGNAL), seed, settings.batch_size)
         z = np.array([p_to_z(empirical_pvalue(v, t_null)) for v in t])
         q = np.percentile(z, [16, 50, 84], method="inverted_cdf").tolist()
         out["points"].append(
@@ -365,7 +411,10 @@ def run_closure(settings: ClosureSettings, log: Callable[[str], None] = print) -
     from symnplm import plotting
     from symnplm.campaign import dask_client
 
-    settings.outdir.mkdir(parents=True, exist_ok=True)
+    if settings.splits < 2:
+        raise ValueError(f"splits must be >= 2, got {settings.splits}")
+    out = settings.outdir
+    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     summary: dict[str, Any] = {
         "kind": "symnplm-closure",
@@ -374,21 +423,32 @@ def run_closure(settings: ClosureSettings, log: Callable[[str], None] = print) -
         "provenance": provenance(),
         "variants": {},
     }
+    filesets = {"test": settings.test, "calibration": settings.calibration}
     with dask_client(settings.workers) as client:
-        calibration = _process(
-            settings.calibration, settings.outdir / "calibration", client, None, settings.quiet
-        )
-        emap = _measure_map(calibration, settings.outdir / "efficiency_map.json", settings)
-        log(f"efficiency map measured on {settings.calibration}: {emap}")
-        variants = {"corrected": emap}
+        raw = {
+            s: _process(filesets[s], out / f"{s}_uncorrected", client, None, settings.quiet)
+            for s in SOURCES
+        }
+        # each production is corrected with the map of the other one
+        maps = {
+            s: _measure_map(raw[s], out / f"efficiency_map_{s}.json", settings) for s in SOURCES
+        }
+        log(f"efficiency maps measured on {settings.test} and {settings.calibration}")
+        corrected = {
+            "test": _process(
+                settings.test, out / "test_corrected", client, maps["calibration"], settings.quiet
+            ),
+            "calibration": _process(
+                settings.calibration, out / "calibration_corrected", client, maps["test"],
+                settings.quiet,
+            ),
+        }  # fmt: skip
+        variants = {"corrected": corrected}
         if settings.uncorrected:
-            variants["uncorrected"] = None
-        for label, efficiency in variants.items():
-            processed = _process(
-                settings.test, settings.outdir / f"test_{label}", client, efficiency, settings.quiet
-            )
+            variants["uncorrected"] = raw
+        for label, processed in variants.items():
             summary["variants"][label] = _variant(settings, processed, label, client, log)
     summary["seconds"] = time.perf_counter() - start
-    write_json(settings.outdir / "closure.json", summary)
-    plotting.plot_closure(summary, settings.outdir)
+    write_json(out / "closure.json", summary)
+    plotting.plot_closure(summary, out)
     return summary

@@ -217,11 +217,12 @@ def add_closure_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
         help="SM closure of the emu-vs-mue test on a production and an independent one",
         description=(
             "Is the emu-vs-mue test null-compatible on Standard-Model data from this "
-            "detector? The efficiency map is measured on --calibration (an independent "
-            "production with the same detector), the test sample is processed with it "
-            "(and without), tested whole and in pseudo-experiments thinned to "
-            "--pe-luminosity-fb; their p-values must be uniform. LFV signal injected at "
-            "--brs gives the median Z. Writes OUTDIR/closure.json and figures."
+            "detector? Two independent productions with the same detector (--test, "
+            "--calibration) are each corrected with the efficiency map measured on the "
+            "other (and left uncorrected), tested whole and in --splits disjoint "
+            "pseudo-experiments each, whose p-values must be uniform. LFV signal injected "
+            "at --brs into the test production gives the median Z. Writes "
+            "OUTDIR/closure.json and figures."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -233,8 +234,12 @@ def add_closure_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     p.add_argument(
         "--observables", nargs="+", choices=["m_coll", "5d"], default=list(d.observables)
     )
-    p.add_argument("--pseudo-experiments", type=int, default=d.pseudo_experiments)
-    p.add_argument("--pe-luminosity-fb", type=float, default=d.pe_luminosity_fb)
+    p.add_argument(
+        "--splits", type=int, default=d.splits, help="disjoint pseudo-experiments per production"
+    )
+    p.add_argument(
+        "--relabellings", type=int, default=d.relabellings, help="null relabellings of every PE"
+    )
     p.add_argument("--signal-luminosity-fb", type=float, default=d.signal_luminosity_fb)
     p.add_argument("--signal-pseudo-experiments", type=int, default=d.signal_pseudo_experiments)
     p.add_argument("--brs", type=float, nargs="*", default=list(d.branching_ratios))
@@ -267,8 +272,8 @@ def run_closure(args: argparse.Namespace) -> int:
         calibration=args.calibration,
         outdir=args.outdir,
         observables=tuple(args.observables),
-        pseudo_experiments=args.pseudo_experiments,
-        pe_luminosity_fb=args.pe_luminosity_fb,
+        splits=args.splits,
+        relabellings=args.relabellings,
         signal_luminosity_fb=args.signal_luminosity_fb,
         signal_pseudo_experiments=args.signal_pseudo_experiments,
         branching_ratios=tuple(args.brs),

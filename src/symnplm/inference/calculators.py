@@ -188,6 +188,17 @@ def generator_batch(
 ) -> NullDistribution:
     """Toys (A, B) drawn by ``generator(rng)``, zero-padded to a common length."""
     pairs = [generator(replica_rng(seed, STREAM_TOYS, rid)) for rid in replica_ids]
+    return pairs_batch(test, pairs, seed, replica_ids)
+
+
+def pairs_batch(
+    test: TwoSampleTest,
+    pairs: Sequence[tuple[Sample | np.ndarray, Sample | np.ndarray]],
+    seed: int,
+    replica_ids: Sequence[int],
+    method: str = "toys",
+) -> NullDistribution:
+    """One batched fit of given samples (A, B), one pair per replica, zero-padded."""
     pairs = [(as_sample(pa, "A"), as_sample(pb, "B")) for pa, pb in pairs]
     n_max = max(len(pa) + len(pb) for pa, pb in pairs)
     d = pairs[0][0].dim
@@ -199,7 +210,7 @@ def generator_batch(
         x[row, : na + nb] = np.concatenate([pa.features, pb.features])
         wa[row, :na] = pa.weights
         wb[row, na : na + nb] = pb.weights
-    return _run(test, ReplicaBatch(x, wa, wb, pairs[0][0].names), seed, replica_ids, "toys")
+    return _run(test, ReplicaBatch(x, wa, wb, pairs[0][0].names), seed, replica_ids, method)
 
 
 def _run(
