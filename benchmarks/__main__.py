@@ -1,4 +1,4 @@
-"""``python -m benchmarks`` (``make bench``): the speed benchmarks of issue 6, one command.
+"""``python -m benchmarks`` (``make bench``): the speed benchmarks, one command.
 
 Runs, in order, each writing its JSON to ``benchmarks/output/bench/``:
 
@@ -11,7 +11,7 @@ Runs, in order, each writing its JSON to ``benchmarks/output/bench/``:
    configuration, extrapolated to 1000 permutations from the measured batches.
 
 ``--quick`` (the default of ``make bench``, about 10 minutes on 2 cores) runs a
-reduced grid; ``--full`` the whole grid of issue 6 (1D and 5D, N = 10^4…2.2×10^5,
+reduced grid; ``--full`` the whole grid (1D and 5D, N = 10^4…2.2×10^5,
 R = 1…256; about an hour). The long studies (1000 permutations, Newton against
 5×10^5-epoch Adam) have their own commands, listed in the README.
 """
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", dest="full", action="store_false", help="reduced grid (default)")
-    size.add_argument("--full", dest="full", action="store_true", help="the grid of issue 6")
+    size.add_argument("--full", dest="full", action="store_true", help="the whole grid")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--tag", default="", help="suffix of the output files")
     args = p.parse_args(argv)

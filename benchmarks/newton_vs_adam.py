@@ -1,7 +1,7 @@
 """Converged Newton against long fixed-epoch Adam on the same null permutations.
 
-Issue 6 asks how the damped-Newton maximum compares with the paper's 5×10^5-epoch Adam
-(2401.09530 Sec. III C, App. D). Both fit the symmetrized statistic t_{A+B}(A+B)
+How does the damped-Newton maximum compare with the paper's 5×10^5-epoch Adam
+(arXiv:2401.09530 Sec. III C, App. D)? Both fit the symmetrized statistic t_{A+B}(A+B)
 (Eq. 23) of the *same* permutations of one null sample (the exponential toy b0 of
 Sec. III A, 1-4-1 sigmoid networks, Glorot initialisation from the same seeds), so the
 comparison is permutation by permutation. Adam records t every ``--record-every``

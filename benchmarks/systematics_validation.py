@@ -1,9 +1,9 @@
-"""Validation of the nuisance-aware tests (issue 7) on one-dimensional toys.
+"""Validation of the nuisance-aware tests on one-dimensional toys.
 
 Two studies, each writing ``<out>/<study>.json`` (every t, τ, Δ and fitted ν, the
 summary, seeds, configuration, versions) and ``<out>/<study>.png``:
 
-``nplm`` — seed 001 "validation of the (τ - Δ) procedure". Reference R_0: b0 = e^{-x}
+``nplm`` — the validation of the (τ - Δ) procedure of arXiv:2111.13633. Reference R_0: b0 = e^{-x}
     (N_R events, weighted to N_D expected); nuisances: a momentum scale
     x → x e^{σ_s ν} whose δ_1, δ_2 are *learned* from scaled copies of a b0 sample
     (:func:`symnplm.systematics.learn_deltas`) and an analytic normalisation. Toy data

@@ -33,7 +33,7 @@ working memory of the fit on top of the data (see ``benchmarks._common.PeakRSS``
 Usage::
 
     python -m benchmarks.throughput --threads 1 --dims 1 --events 1e4 --replicas 1 16  # smoke
-    python -m benchmarks.throughput                                # the full grid of issue 6
+    python -m benchmarks.throughput                                # the full grid
 """
 
 from __future__ import annotations
@@ -405,7 +405,7 @@ def run_grid(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parser() -> argparse.ArgumentParser:
-    """Command-line options (defaults: the full grid of issue 6)."""
+    """Command-line options (defaults: the full grid)."""
     p = new_parser(__doc__)
     p.add_argument("--dims", type=int, nargs="+", default=[1, 5], help="1: 1-4-1, 5: 5-5-5-5-1")
     p.add_argument("--events", type=count, nargs="+", default=[10_000, 50_000, 220_000])

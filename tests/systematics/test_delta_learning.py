@@ -1,4 +1,4 @@
-"""δ_k learning (seed 001, quadratic loss of 2007.10356) and its input checks."""
+"""δ_k learning (arXiv:2111.13633; quadratic loss of arXiv:2007.10356) and its input checks."""
 
 from __future__ import annotations
 

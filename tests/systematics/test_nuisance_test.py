@@ -1,4 +1,4 @@
-"""Nuisance-aware NPLM and symmetrized tests: t = τ - Δ (seed 001)."""
+"""Nuisance-aware NPLM and symmetrized tests: t = τ - Δ (arXiv:2111.13633)."""
 
 from __future__ import annotations
 
