@@ -14,6 +14,8 @@ Output directory layout (``symnplm.samples`` reads it back)::
                            configuration, seed, package versions, executor and timing,
                            the fileset, skipped files, and every sample with its path,
                            number of events and sum of weights
+    OUTDIR/processed.json  (:func:`process_once` only) the fileset and processor
+                           configuration of a complete output, for reuse
 
 Every file is written atomically (``symnplm.fileio.atomic_path``). An existing
 manifest is removed before anything else is written, so an interrupted re-run never
@@ -24,6 +26,8 @@ run does not produce are removed before the new manifest is written.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import pickle
 import time
@@ -36,7 +40,7 @@ from typing import Any, Literal
 import numpy as np
 from coffea import processor
 
-from symnplm.fileio import atomic_path, write_json
+from symnplm.fileio import atomic_path, read_json, write_json
 from symnplm.physics.kinematics import EMU_COLUMNS
 from symnplm.processors.efficiency_map import check_independent
 from symnplm.processors.emu import WEIGHT, EMuNanoAODSchema, EMuProcessor
@@ -466,3 +470,34 @@ def process_fileset(
     }
     samples = write_output(output, proc, outdir, good, run_info)
     return ProcessingReport(Path(outdir), samples, skipped, notes, dict(output["cutflow"]), wall)
+
+
+#: Written beside a complete output by :func:`process_once`: the fileset and processing.
+PROCESSED_MARKER = "processed.json"
+
+
+def process_once(
+    fileset: str | os.PathLike[str],
+    outdir: str | os.PathLike[str],
+    proc: EMuProcessor,
+    **kwargs: Any,
+) -> bool:
+    """Process ``fileset`` into ``outdir`` unless it holds a complete output of it already.
+
+    Complete means: a manifest, and a :data:`PROCESSED_MARKER` (written after the
+    processing) naming the same fileset and processor configuration. ``kwargs`` go to
+    :func:`process_fileset`. Returns whether the existing output was reused.
+    """
+    out = Path(outdir)
+    config = json.dumps(proc.config(), sort_keys=True, default=str)
+    what = {
+        "fileset": str(Path(fileset).resolve()),
+        "processor": hashlib.sha256(config.encode()).hexdigest()[:16],
+    }
+    marker = out / PROCESSED_MARKER
+    if (out / MANIFEST_NAME).exists() and marker.exists():
+        if {k: read_json(marker).get(k) for k in what} == what:
+            return True
+    process_fileset(fileset, out, proc, **kwargs)
+    write_json(marker, what)
+    return False

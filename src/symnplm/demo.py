@@ -80,12 +80,9 @@ def _efficiency_map(settings: DemoSettings) -> Path | None:
 def _process(settings: DemoSettings, client: Any, log: Any) -> Path:
     """Processor output under ``outdir/processed[_uncorrected]`` (reused when complete for
     this fileset and processor configuration)."""
-    import hashlib
-    import json
-
     from symnplm.processors.emu import EMuProcessor
     from symnplm.processors.inputs import background_luminosity_fb, load_fileset
-    from symnplm.processors.runner import process_fileset
+    from symnplm.processors.runner import process_once
 
     fileset = Path(settings.fileset or default_fileset())
     if not fileset.exists():
@@ -94,24 +91,12 @@ def _process(settings: DemoSettings, client: Any, log: Any) -> Path:
     out = settings.outdir / ("processed" if emap is not None else "processed_uncorrected")
     lumi_fb = background_luminosity_fb(load_fileset(fileset)) or 5.0
     proc = EMuProcessor(luminosity=1000.0 * lumi_fb, efficiency=emap)
-    # written after a complete processing: says which fileset and processing the output is of
-    marker = out / "demo.json"
-    config = json.dumps(proc.config(), sort_keys=True, default=str)
-    what = {
-        "fileset": str(fileset.resolve()),
-        "processor": hashlib.sha256(config.encode()).hexdigest()[:16],
-    }
-    if (out / "manifest.json").exists() and marker.exists():
-        if {k: read_json(marker).get(k) for k in what} == what:
-            log(f"reusing processed demo dataset in {out}")
-            return out
     start = time.perf_counter()
-    report = process_fileset(
-        fileset, out, proc, executor="dask", client=client, status=not settings.quiet
-    )
-    write_json(marker, {**what, "luminosity_fb": lumi_fb})
-    log(f"processed {fileset} at {lumi_fb:g} fb^-1 in {time.perf_counter() - start:.0f} s")
-    return report.outdir
+    if process_once(fileset, out, proc, executor="dask", client=client, status=not settings.quiet):
+        log(f"reusing processed demo dataset in {out}")
+    else:
+        log(f"processed {fileset} at {lumi_fb:g} fb^-1 in {time.perf_counter() - start:.0f} s")
+    return out
 
 
 def run_config(settings: DemoSettings, processed: Path, observable: str) -> RunConfig:
