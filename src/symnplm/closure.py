@@ -92,26 +92,15 @@ class ClosureSettings:
 # ---------------------------------------------------------------------------------------
 def _process(fileset: Path, out: Path, client: Any, efficiency: Path | None, quiet: bool) -> Path:
     """Processor output of ``fileset`` (reused if complete with the same configuration)."""
-    import hashlib
-    import json
-
-    from symnplm.fileio import read_json
     from symnplm.processors.emu import EMuProcessor
     from symnplm.processors.inputs import background_luminosity_fb, load_fileset
-    from symnplm.processors.runner import process_fileset
+    from symnplm.processors.runner import process_once
 
     lumi_fb = background_luminosity_fb(load_fileset(fileset))
     if lumi_fb is None:
         raise ValueError(f"{fileset}: the background datasets record no luminosity_fb")
     proc = EMuProcessor(luminosity=1000.0 * lumi_fb, efficiency=efficiency)
-    key = hashlib.sha256(
-        json.dumps([str(fileset.resolve()), proc.config()], sort_keys=True, default=str).encode()
-    ).hexdigest()[:16]
-    marker = out / "closure.json"
-    if (out / "manifest.json").exists() and marker.exists() and read_json(marker)["key"] == key:
-        return out
-    process_fileset(fileset, out, proc, executor="dask", client=client, status=not quiet)
-    write_json(marker, {"key": key})
+    process_once(fileset, out, proc, executor="dask", client=client, status=not quiet)
     return out
 
 
@@ -310,6 +299,8 @@ def _variant(
     from symnplm import workflow
 
     result: dict[str, Any] = {}
+    # every observable sees the same PEs and relabellings: their diagnostics are computed once
+    pe_diagnostics: dict[str, Any] | None = None
     for observable in settings.observables:
         entry: dict[str, Any] = {"full": {}, "pseudo_experiments": {"by_sample": {}}}
         t_obs, t_null = [], []
@@ -328,10 +319,10 @@ def _variant(
             )
             pool = _Pool.load(dataclasses.replace(cfg, output=None))
             test = workflow.build_test(cfg.statistic, full.a, full.b)
-            binnings = [
+            binnings = [] if pe_diagnostics is not None else [
                 DiagnosticBinning.quantiles(name, cols, pool.a, pool.b)
                 for name, cols in workflow.DIAGNOSTICS.items()
-            ]
+            ]  # fmt: skip
             start = time.perf_counter()
             pe = _split_campaign(pool, test, settings, binnings)
             entry["pseudo_experiments"]["by_sample"][source] = {
@@ -348,14 +339,16 @@ def _variant(
             if source == "test":
                 test_cfg, test_pool = cfg, pool
         t, tn = np.concatenate(t_obs), np.concatenate(t_null)
+        if pe_diagnostics is None:
+            pe_diagnostics = {
+                k: _uniformity(np.concatenate(g_obs[k]), np.concatenate(g_null[k])) for k in g_obs
+            }
         lumi = entry["pseudo_experiments"]["by_sample"]["test"]["luminosity_fb"]
         entry["pseudo_experiments"] |= {
             "splits": settings.splits,
             "luminosity_fb": lumi,
             "test": _uniformity(t, tn) | {"t": t.tolist(), "t_null": tn.tolist()},
-            "diagnostics": {
-                k: _uniformity(np.concatenate(g_obs[k]), np.concatenate(g_null[k])) for k in g_obs
-            },
+            "diagnostics": pe_diagnostics,
         }
         u = entry["pseudo_experiments"]["test"]
         log(
@@ -434,15 +427,11 @@ def run_closure(settings: ClosureSettings, log: Callable[[str], None] = print) -
             s: _measure_map(raw[s], out / f"efficiency_map_{s}.json", settings) for s in SOURCES
         }
         log(f"efficiency maps measured on {settings.test} and {settings.calibration}")
+        other = dict(zip(SOURCES, reversed(SOURCES)))
         corrected = {
-            "test": _process(
-                settings.test, out / "test_corrected", client, maps["calibration"], settings.quiet
-            ),
-            "calibration": _process(
-                settings.calibration, out / "calibration_corrected", client, maps["test"],
-                settings.quiet,
-            ),
-        }  # fmt: skip
+            s: _process(filesets[s], out / f"{s}_corrected", client, maps[other[s]], settings.quiet)
+            for s in SOURCES
+        }
         variants = {"corrected": corrected}
         if settings.uncorrected:
             variants["uncorrected"] = raw
