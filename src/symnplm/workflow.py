@@ -420,6 +420,7 @@ def learn_nuisances(cfg: RunConfig) -> NuisanceSet | None:
     from symnplm.systematics import AsymmetryNuisance, NuisanceSet, VariationSet, learn_deltas
 
     available = {s["variation"] for s in read_manifest(cfg.input)["samples"]}
+    nominal = {which: _variation_sample(cfg, which, "nominal") for which in ("a", "b")}
     items = []
     for k, source in enumerate(cfg.nuisances):
         nus = [nu for j in (1, 2) for nu in (j, -j) if variation_name(source, nu) in available]
@@ -430,10 +431,9 @@ def learn_nuisances(cfg: RunConfig) -> NuisanceSet | None:
             )
         sides = {}
         for which in ("a", "b"):
-            nominal = _variation_sample(cfg, which, "nominal")
             varied = {nu: _variation_sample(cfg, which, variation_name(source, nu)) for nu in nus}
             sides[which] = learn_deltas(
-                VariationSet(source, nominal, varied),
+                VariationSet(source, nominal[which], varied),
                 order=2 if len(nus) >= 4 else 1,
                 seed=int(
                     np.random.SeedSequence(cfg.seed, spawn_key=(STREAM_NUISANCE, k)).entropy % 2**31
