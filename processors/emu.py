@@ -420,17 +420,15 @@ class EMuProcessor(processor.ProcessorABC):
                 if has_jets
                 else np.full(int(sel.mask.sum()), -1.0)
             )
-            w = weights[sel.mask]
+            cols[WEIGHT] = weights[sel.mask]
+            accepted = None
             if self.efficiency is not None:
-                w = w * self.efficiency(cols["pt_e"], cols["eta_e"])
-            cols[WEIGHT] = w
-            if self.efficiency is not None:
+                cols[WEIGHT] = cols[WEIGHT] * self.efficiency(cols["pt_e"], cols["eta_e"])
                 # both leptons where the map saw both flavours: the common acceptance
                 inside = self.efficiency.accepts(cols["pt_e"], cols["eta_e"])
                 inside &= self.efficiency.accepts(cols["pt_mu"], cols["eta_mu"])
                 cols = {k: v[inside] for k, v in cols.items()}
-                if variation == NOMINAL:
-                    out["cutflow"][dataset]["map_acceptance"] = int(inside.sum())
+                accepted = int(inside.sum())
             out["columns"][(dataset, variation)] = {chunk: cols}
 
             masks = emu_categories(
@@ -440,10 +438,8 @@ class EMuProcessor(processor.ProcessorABC):
             if variation == NOMINAL:
                 for step, mask in sel.steps.items():
                     out["cutflow"][dataset][step] = int(mask.sum())
-                if "map_acceptance" in out["cutflow"][dataset]:  # after the selection steps
-                    out["cutflow"][dataset]["map_acceptance"] = out["cutflow"][dataset].pop(
-                        "map_acceptance"
-                    )
+                if accepted is not None:  # after the selection steps
+                    out["cutflow"][dataset]["map_acceptance"] = accepted
                 for category, mask in masks.items():
                     out["cutflow"][dataset][category] = int(mask.sum())
                 factors += self.weight_variations(cols)

@@ -320,10 +320,8 @@ class EfficiencyRatio:
         binned = self.bins()
         if binned is None:
             raise ValueError(f"{self.source}: not a binned map with a measurement record")
-        pt_edges, eta_edges, values, _ = binned
-        i = _bin_index(np.asarray(pt, dtype=np.float64), pt_edges)
-        j = _bin_index(np.abs(np.asarray(eta, dtype=np.float64)), eta_edges)
-        return np.ravel_multi_index((i, j), values.shape)
+        pt_edges, eta_edges, _, _ = binned
+        return _flat_bin(pt, eta, pt_edges, eta_edges)
 
     # -- files -------------------------------------------------------------------------------
     @classmethod
@@ -361,6 +359,13 @@ class EfficiencyRatio:
 def _bin_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Bin of each value, clamped to the first/last bin like correctionlib's ``clamp`` flow."""
     return np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
+
+
+def _flat_bin(pt: Any, eta: Any, pt_edges: np.ndarray, abseta_edges: np.ndarray) -> np.ndarray:
+    """Flat (row-major: pT outer, |η| inner) clamped bin of each lepton (pT, η)."""
+    i = _bin_index(np.asarray(pt, dtype=np.float64), pt_edges)
+    j = _bin_index(np.abs(np.asarray(eta, dtype=np.float64)), abseta_edges)
+    return np.ravel_multi_index((i, j), (len(pt_edges) - 1, len(abseta_edges) - 1))
 
 
 def _solve_ratio(
@@ -472,12 +477,8 @@ def measure_efficiency_ratio(
     eta_edges_a = np.asarray(DEFAULT_ABSETA_EDGES if abseta_edges is None else abseta_edges, float)
     shape = (len(pt_edges_a) - 1, len(eta_edges_a) - 1)
     nbins = shape[0] * shape[1]
-    bin_e = np.ravel_multi_index(
-        (_bin_index(pt_e, pt_edges_a), _bin_index(np.abs(eta_e), eta_edges_a)), shape
-    )
-    bin_mu = np.ravel_multi_index(
-        (_bin_index(pt_mu, pt_edges_a), _bin_index(np.abs(eta_mu), eta_edges_a)), shape
-    )
+    bin_e = _flat_bin(pt_e, eta_e, pt_edges_a, eta_edges_a)
+    bin_mu = _flat_bin(pt_mu, eta_mu, pt_edges_a, eta_edges_a)
     # pairs[b, b']: weight of the events with the muon in bin b and the electron in bin b'
     pair_index = bin_mu * nbins + bin_e
 
