@@ -3,10 +3,11 @@
 For each corrected closure sample (``results/closure/<detector>/<source>_corrected``,
 written by ``python -m benchmarks.closure``) the binned symmetrized G-test of η_lead,
 emu against mue, is computed in bins of the pT balance r = pT_lead / pT_sub and
-compared with ``--relabellings`` relabellings of the same events (the map's
-uncertainty redrawn): the pull (G − mean) / std per bin. A residual from which lepton
-*leads* — decided by both leptons' momentum responses, which a per-electron
-efficiency weight cannot undo — sits at r ≈ 1.
+compared with ``--relabellings`` relabellings of the same events, the map's
+uncertainty redrawn (:func:`symnplm.inference.diagnostics.binned_diagnostics`): the
+pull (G − mean) / std per bin. A residual from which lepton *leads* — decided by both
+leptons' momentum responses, which a per-electron efficiency weight cannot undo —
+sits at r ≈ 1.
 
 Writes ``benchmarks/output/closure/balance.json``::
 
@@ -23,8 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from symnplm.fileio import write_json
-from symnplm.inference.calculators import relabel
-from symnplm.inference.diagnostics import DiagnosticBinning
+from symnplm.inference.diagnostics import binned_diagnostics
 from symnplm.provenance import provenance
 from symnplm.samples import Sample
 from symnplm.workflow import emu_vs_mue, load_inputs, map_uncertainty
@@ -40,7 +40,6 @@ def _balance_pulls(
     inputs = load_inputs(dataclasses.replace(cfg, map_uncertainty=False))
     a, b = inputs.columns_a, inputs.columns_b
     assert a is not None and b is not None
-    rng = np.random.default_rng(seed)
     rows = []
     for lo, hi in itertools.pairwise(edges):
 
@@ -49,28 +48,23 @@ def _balance_pulls(
             return s.take(np.flatnonzero((r >= lo) & (r < hi)), s.name)
 
         sa, sb = in_bin(a), in_bin(b)
-        binning = DiagnosticBinning.quantiles("eta_lead", ["eta_lead"], sa, sb)
-        pooled = Sample.concatenate([sa, sb])
-        reweighting = map_uncertainty(cfg, sa, sb)
-        null = []
-        for _ in range(relabellings):
-            wa, wb = relabel(pooled.weights, len(sa), rng, reweighting)
-            null.append(
-                binning.statistic(
-                    Sample(pooled.features[wa > 0], wa[wa > 0], pooled.names, {}, "A"),
-                    Sample(pooled.features[wb > 0], wb[wb > 0], pooled.names, {}, "B"),
-                )
-            )
-        g, null_t = binning.statistic(sa, sb), np.array(null)
+        (eta,) = binned_diagnostics(
+            sa,
+            sb,
+            {"eta_lead": ("eta_lead",)},
+            n=relabellings,
+            seed=seed,
+            reweighting=map_uncertainty(cfg, sa, sb),
+        )
         rows.append(
             {
                 "balance_low": lo,
                 "balance_high": hi,
                 "events": len(sa) + len(sb),
-                "g": g,
-                "null_mean": float(null_t.mean()),
-                "null_std": float(null_t.std()),
-                "pull": float((g - null_t.mean()) / null_t.std()),
+                "g": eta.t,
+                "null_mean": eta.null_mean,
+                "null_std": eta.null_std,
+                "pull": eta.pull,
             }
         )
     return rows
