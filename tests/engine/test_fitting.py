@@ -160,6 +160,20 @@ def test_cuda_matches_cpu():
     np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-6)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_newton_matches_cpu():
+    """Newton on CUDA: the Hessian is solved on the host, its ridge must live there too."""
+    m = MLP((1, 4, 1))
+    obj = _objective(m, dtype=torch.float64)
+    cfg = {"optimizer": "newton", "max_iter": 30, "dtype": "float64"}
+    cpu = fit(obj, m.init([1, 2, 3], dtype=torch.float64), FitConfig(**cfg))
+    objc = ExtendedLikelihoodObjective(
+        m, obj.x.cuda(), obj.ref_weight.cuda(), obj.ref_scale.cuda(), obj.data_weight.cuda()
+    )
+    gpu = fit(objc, m.init([1, 2, 3], dtype=torch.float64), FitConfig(**cfg, device="cuda"))
+    np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-6)
+
+
 def test_newton_stall_rule_is_on_the_scale_of_t():
     """Cross-entropy losses are ~ n log 2: the stall rule must judge gains on the scale of t.
 

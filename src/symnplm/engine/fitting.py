@@ -601,7 +601,8 @@ def _newton(
     iters = torch.zeros(n_units, dtype=torch.int64)
     past = torch.full((cfg.max_iter + 1, n_units), math.inf, dtype=torch.float64)
     passes = 0
-    ridge_eye = torch.eye(n_par, dtype=torch.float64, device=dev)
+    # the solves run on the host (loss, gradient and Hessian are copied there each iteration)
+    ridge_eye = torch.eye(n_par, dtype=torch.float64)
 
     def project(th: torch.Tensor) -> torch.Tensor:
         if cfg.clip is None:
@@ -615,7 +616,9 @@ def _newton(
     # progress is judged on the scale of t: the loss relative to the null's (0 for the
     # extended likelihood, ~ n log 2 for cross-entropy)
     reference = getattr(objective, "reference_loss", None)
-    offset = reference() if reference is not None else torch.zeros(n_units, dtype=torch.float64)
+    offset = (
+        reference().cpu() if reference is not None else torch.zeros(n_units, dtype=torch.float64)
+    )
     for it in range(cfg.max_iter + 1):
         units = torch.nonzero(~stopped).squeeze(1)
         if units.numel() == 0:
