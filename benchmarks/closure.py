@@ -22,6 +22,12 @@ events; about 1 h each on 2 cores)::
 Then::
 
     python -m benchmarks.closure --workers 2
+
+A third production (``--seed 20261129``, background only) tested against the
+calibration one, without injection and without the uncorrected runs::
+
+    python -m benchmarks.closure --test datasets/closure/replica --work results/closure-replica \
+        --output benchmarks/output/closure-replica --brs --no-uncorrected
 """
 
 from __future__ import annotations
@@ -163,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-iter", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--brs", type=float, nargs="*", default=[0.01, 0.005], help="none: no injection"
+    )
+    parser.add_argument("--no-uncorrected", action="store_true")
     args = parser.parse_args(argv)
 
     rows, studies = [], {}
@@ -180,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             max_iter=args.max_iter,
             workers=args.workers,
             seed=args.seed,
+            branching_ratios=tuple(args.brs),
+            uncorrected=not args.no_uncorrected,
             quiet=True,
         )
         t0 = time.perf_counter()
