@@ -35,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "split, m_coll and the two-body features, momentum-scale and normalisation "
             "variations, optional efficiency-ratio weights (with their uncertainty as "
             "variations). Writes OUTDIR/columns/<dataset>/<category>/<variation>.parquet, "
-            "hists.pkl, cutflow.json and manifest.json."
+            "hists.json, cutflow.json and manifest.json."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -5,8 +5,9 @@ Output directory layout (``symnplm.samples`` reads it back)::
     OUTDIR/columns/<dataset>/<category>/<variation>.parquet   one Sample each: the columns
                                                               of EMU_COLUMNS as features,
                                                               the event weight as ``weight``
-    OUTDIR/hists.pkl       dict of hist.Hist (pickle): m_coll, m_ll, dphi, met, n_jets,
-                           lepton_pt/eta/phi; axes dataset, category, variation, …
+    OUTDIR/hists.json      dict of hist.Hist (UHI JSON, symnplm.booking.read_hists): m_coll,
+                           m_ll, dphi, met, n_jets, lepton_pt/eta/phi; axes dataset,
+                           category, variation, …
     OUTDIR/cutflow.json    events after each selection step, per dataset
     OUTDIR/efficiency_map.json   the efficiency-ratio map applied (if any), with its
                            measurement record and uncertainties
@@ -29,7 +30,6 @@ import contextlib
 import hashlib
 import json
 import os
-import pickle
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -40,7 +40,8 @@ from typing import Any, Literal
 import numpy as np
 from coffea import processor
 
-from symnplm.fileio import atomic_path, read_json, write_json
+from symnplm.booking import HISTS_JSON, write_hists
+from symnplm.fileio import read_json, write_json
 from symnplm.physics.kinematics import EMU_COLUMNS
 from symnplm.processors.efficiency_map import check_independent
 from symnplm.processors.emu import WEIGHT, EMuNanoAODSchema, EMuProcessor
@@ -314,8 +315,7 @@ def write_output(
         )
     if proc.efficiency is not None:
         proc.efficiency.write(outdir / EFFICIENCY_MAP_NAME)
-    with atomic_path(outdir / "hists.pkl") as tmp, open(tmp, "wb") as fh:
-        pickle.dump(dict(output["hists"]), fh, protocol=pickle.HIGHEST_PROTOCOL)
+    write_hists(outdir, dict(output["hists"]))
     write_json(outdir / "cutflow.json", dict(output["cutflow"]))
     for stale in (outdir / COLUMNS_DIR).rglob("*.parquet"):
         if stale.resolve() not in written:
@@ -330,7 +330,7 @@ def write_output(
             "seed": None,
             "config": proc.config(),
             "columns": names,
-            "hists": "hists.pkl",
+            "hists": HISTS_JSON,
             "cutflow": dict(output["cutflow"]),
             "efficiency_map": EFFICIENCY_MAP_NAME if proc.efficiency is not None else None,
             **run_info,
@@ -484,8 +484,8 @@ def process_once(
 ) -> bool:
     """Process ``fileset`` into ``outdir`` unless it holds a complete output of it already.
 
-    Complete means: a manifest, and a :data:`PROCESSED_MARKER` (written after the
-    processing) naming the same fileset and processor configuration. ``kwargs`` go to
+    Complete means: a manifest, the histograms, and a :data:`PROCESSED_MARKER` (written
+    after the processing) naming the same fileset and processor configuration. ``kwargs`` go to
     :func:`process_fileset`. Returns whether the existing output was reused.
     """
     out = Path(outdir)
@@ -495,7 +495,7 @@ def process_once(
         "processor": hashlib.sha256(config.encode()).hexdigest()[:16],
     }
     marker = out / PROCESSED_MARKER
-    if (out / MANIFEST_NAME).exists() and marker.exists():
+    if (out / MANIFEST_NAME).exists() and (out / HISTS_JSON).exists() and marker.exists():
         if {k: read_json(marker).get(k) for k in what} == what:
             return True
     process_fileset(fileset, out, proc, **kwargs)

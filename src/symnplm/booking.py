@@ -1,6 +1,8 @@
 """Book a test result into ``hist`` objects and write / read result directories.
 
-The histograms of a result (``hists.pkl``, a pickled ``dict[str, hist.Hist]``):
+The histograms of a result (``hists.json``: ``dict[str, hist.Hist]`` in the UHI JSON
+serialisation, :func:`write_hists` / :func:`read_hists`; JSON, so reading someone else's
+result cannot run code, as unpickling would):
 
 ``null_t``
     t of the null replicas (permutations or toys); diverged fits land in the overflow.
@@ -24,14 +26,16 @@ redrawn in the null (if any), the run description, seed, versions and timing.
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import hist
 import numpy as np
+import uhi.io.json
+from hist.serialization import from_uhi, to_uhi
 from scipy import stats
 
 from symnplm.fileio import atomic_path, read_json, write_json
@@ -45,7 +49,9 @@ if TYPE_CHECKING:
     from symnplm.inference.reweighting import ReweightingUncertainty
 
 RUN_JSON = "run.json"
-HISTS_PKL = "hists.pkl"
+HISTS_JSON = "hists.json"
+#: where earlier versions pickled their histograms (never read: unpickling runs code)
+_HISTS_PICKLE = "hists.pkl"
 #: bins of the feature axes
 N_BINS = 40
 
@@ -155,12 +161,37 @@ def book_functions(result: CalibrationResult, axis: hist.axis.Regular, scale: fl
 # ---------------------------------------------------------------------------------------
 # result directories
 # ---------------------------------------------------------------------------------------
-def write_hists(path: str | os.PathLike[str], hists: dict[str, hist.Hist]) -> Path:
-    """Pickle a dict of histograms atomically."""
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        pickle.dump(hists, fh, protocol=pickle.HIGHEST_PROTOCOL)
+def write_hists(directory: str | os.PathLike[str], hists: dict[str, hist.Hist]) -> Path:
+    """Write ``directory/hists.json`` (UHI JSON serialisation) atomically."""
+    path = Path(directory) / HISTS_JSON
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        json.dump({k: to_uhi(h) for k, h in hists.items()}, fh, default=uhi.io.json.default)
+    # an earlier version's pickle beside it would be stale
+    (Path(directory) / _HISTS_PICKLE).unlink(missing_ok=True)
     return path
+
+
+def read_hists(directory: str | os.PathLike[str]) -> dict[str, hist.Hist]:
+    """The histograms of a result or processor output directory (``hists.json``).
+
+    Only that file inside ``directory`` is read, whatever a manifest says, and never a
+    pickle: an output written by an earlier version (``hists.pkl``) must be remade.
+    """
+    directory = Path(directory)
+    path = directory / HISTS_JSON
+    if not path.is_file():
+        if (directory / _HISTS_PICKLE).exists():
+            raise FileNotFoundError(
+                f"{directory}: its histograms are in {_HISTS_PICKLE}, written by an earlier "
+                "version; pickles can run code and are not read: remake the directory"
+            )
+        raise FileNotFoundError(f"{directory}: no {HISTS_JSON}")
+    try:
+        with open(path) as fh:
+            raw = json.load(fh, object_hook=uhi.io.json.object_hook)
+        return {k: from_uhi(v) for k, v in raw.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{path}: not a histogram file written by symnplm ({err})") from None
 
 
 def summary(
@@ -230,7 +261,7 @@ def write_result(
     directory = Path(directory)
     (directory / RUN_JSON).unlink(missing_ok=True)
     result.save(directory)
-    write_hists(directory / HISTS_PKL, book_result(result, a, b))
+    write_hists(directory, book_result(result, a, b))
     # run.json last: its presence means the directory is complete
     write_json(directory / RUN_JSON, summary(result, cfg, timing, a, b, diagnostics, reweighting))
     return directory
@@ -260,6 +291,4 @@ def load_result(directory: str | os.PathLike[str]) -> BookedResult:
             "(wrong path, or the run was interrupted)"
         )
     meta = read_json(directory / RUN_JSON)
-    with open(directory / HISTS_PKL, "rb") as fh:
-        hists = pickle.load(fh)
-    return BookedResult(directory, meta, CalibrationResult.load(directory), hists)
+    return BookedResult(directory, meta, CalibrationResult.load(directory), read_hists(directory))

@@ -17,7 +17,6 @@ Every function writes files and returns their paths; nothing is shown on screen
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import mplhep as hep
 import numpy as np
 from scipy import stats
 
-from symnplm.booking import BookedResult, feature_label, load_result
+from symnplm.booking import BookedResult, feature_label, load_result, read_hists
 from symnplm.fileio import atomic_path
 
 FORMATS: tuple[str, ...] = ("png",)
@@ -305,7 +304,7 @@ def plot_kinematics(
     categories: tuple[str, str] = ("emu", "mue"),
     formats: Sequence[str] = FORMATS,
 ) -> list[Path]:
-    """emu vs mue of the processor histograms (``hists.pkl``), one figure per variation.
+    """emu vs mue of the processor histograms (``hists.json``), one figure per variation.
 
     ``datasets`` default: every non-signal dataset of the manifest.
     """
@@ -314,8 +313,7 @@ def plot_kinematics(
 
     processed = Path(processed)
     manifest = read_manifest(processed)
-    with open(processed / manifest.get("hists", "hists.pkl"), "rb") as fh:
-        hists: dict[str, hist.Hist] = pickle.load(fh)
+    hists = read_hists(processed)
     fileset = manifest.get("fileset", {})
     datasets = list(datasets or [d for d, e in fileset.items() if not is_signal(e["metadata"])])
     variations = list(variations or ["nominal"])

@@ -248,7 +248,7 @@ def as_sample(obj: Any, name: str = "sample") -> Sample:
 #
 #   OUTDIR/manifest.json                                   written last: the run is complete
 #   OUTDIR/columns/<dataset>/<category>/<variation>.parquet  a Sample (features + weight)
-#   OUTDIR/hists.pkl, OUTDIR/cutflow.json                  hist objects and the cutflow
+#   OUTDIR/hists.json, OUTDIR/cutflow.json                 hist objects and the cutflow
 #
 # The manifest lists every (dataset, category, variation) with its file and event
 # count; a sample with no selected event has no parquet file, only its manifest entry.

@@ -15,7 +15,7 @@ Result directory (``cfg.output``)::
     run.json             t, p, Z, dof, diagnostics, configuration, seed, versions, timing
     config.yaml          the run description (``symnplm test --config`` reruns it)
     result.json, arrays.npz   the CalibrationResult (fitted parameters, null t values)
-    hists.pkl            hist objects (see symnplm.booking)
+    hists.json           hist objects (see symnplm.booking)
     campaign/            one file per finished batch of null replicas
 """
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import pickle
 import time
 
 import numpy as np
 import pytest
 from handmade_nanoaod import Event, Lepton, write_fileset, write_nanoaod
 
+from symnplm.booking import read_hists
 from symnplm.processors.emu import EMuProcessor
 from symnplm.processors.runner import process_fileset
 from symnplm.samples import load_sample, read_manifest
@@ -108,11 +108,7 @@ def test_three_executors_agree(random_fileset, tmp_path):
             got = load_sample(tmp_path / name, *key)
             np.testing.assert_allclose(got.features, ref.features, rtol=1e-12, atol=0)
             np.testing.assert_allclose(got.weights, ref.weights, rtol=1e-12, atol=0)
-        with (
-            open(tmp_path / "iterative" / "hists.pkl", "rb") as a,
-            open(tmp_path / name / "hists.pkl", "rb") as b,
-        ):
-            h_ref, h_got = pickle.load(a), pickle.load(b)
+        h_ref, h_got = read_hists(tmp_path / "iterative"), read_hists(tmp_path / name)
         assert h_ref.keys() == h_got.keys()
         for hname, h in h_ref.items():
             other = h_got[hname]

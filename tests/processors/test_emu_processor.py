@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import pickle
 from dataclasses import replace
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 from coffea.nanoevents import NanoEventsFactory
 from handmade_nanoaod import Event, Lepton, write_fileset, write_nanoaod
 
+from symnplm.booking import read_hists
 from symnplm.physics import SELECTIONS, TWO_BODY_FEATURES, EfficiencyRatio
 from symnplm.processors.efficiency_map import measure_from_output
 from symnplm.processors.emu import EMuNanoAODSchema, EMuProcessor
@@ -196,8 +196,7 @@ def test_normalisation_variation_scales_weights_only(known):
 
 def test_histograms_and_manifest(known):
     outdir, _ = known
-    with open(outdir / "hists.pkl", "rb") as fh:
-        hists = pickle.load(fh)
+    hists = read_hists(outdir)
     h = hists["m_coll"][{"dataset": "mc", "category": "emu", "variation": "nominal"}]
     m_coll = column(outdir, "emu", "nominal", "m_coll")[0]
     assert h.values().sum() == pytest.approx(NORM) and h.values()[

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pickle
 
 import numpy as np
 import pytest
@@ -163,6 +165,29 @@ def test_injected_signal_raises_t(processed, tmp_path):
 def test_load_result_of_an_incomplete_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a complete result directory"):
         booking.load_result(tmp_path)
+
+
+class _Payload:
+    """Unpickling this creates a directory: proof that a pickle was loaded."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+def test_a_pickle_in_an_output_directory_is_never_loaded(tmp_path, capsys):
+    """A crafted hists.pkl (as earlier versions wrote) is refused, not unpickled."""
+    processed, ran = tmp_path / "processed", tmp_path / "payload-ran"
+    processed.mkdir()
+    (processed / "hists.pkl").write_bytes(pickle.dumps({"m_coll": _Payload(str(ran))}))
+    (processed / "manifest.json").write_text(json.dumps({"fileset": {}, "hists": "hists.pkl"}))
+    with pytest.raises(FileNotFoundError, match="pickles can run code"):
+        booking.read_hists(processed)
+    code = main(["plot", "--kinematics", str(processed), "-o", str(tmp_path / "figs")])
+    assert code == 2 and "hists.pkl" in capsys.readouterr().err
+    assert not ran.exists()
 
 
 def test_nuisances_are_learned_from_the_variation_samples(processed, tmp_path):

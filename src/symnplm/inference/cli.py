@@ -11,7 +11,7 @@ per feature and in the (η_lead, η_sub) plane, calibrated like the test.
 
 With ``--output DIR`` the result directory holds ``run.json`` (t, p, Z, dof,
 diagnostics, configuration, seed, versions, timing), ``config.yaml``, ``result.json`` +
-``arrays.npz`` (fitted functions, null distribution), ``hists.pkl`` (hist objects)
+``arrays.npz`` (fitted functions, null distribution), ``hists.json`` (hist objects)
 and, for permutations/toys, ``campaign/`` (one file per finished batch: rerunning
 the same command resumes an interrupted campaign).
 """
