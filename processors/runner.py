@@ -122,7 +122,12 @@ def _executor(
                 own = stack.enter_context(Client(scheduler))
             else:
                 cluster = stack.enter_context(
-                    LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None)
+                    LocalCluster(
+                        n_workers=workers,
+                        threads_per_worker=1,
+                        host="127.0.0.1",
+                        dashboard_address=None,
+                    )
                 )
                 own = stack.enter_context(Client(cluster))
             yield processor.DaskExecutor(client=own, status=status, retries=retries)

@@ -101,7 +101,10 @@ def dask_client(workers: int = 1, scheduler: str | None = None) -> Iterator[Any]
             n_workers=workers,
             threads_per_worker=1,
             processes=workers > 1,
-            dashboard_address=":0",  # no fixed port: clusters may run side by side
+            # this machine only (not every interface; one worker talks in-process); no
+            # fixed port: clusters may run side by side
+            host="127.0.0.1" if workers > 1 else None,
+            dashboard_address="127.0.0.1:0",
             silence_logs=logging.ERROR,  # not the nanny's "still alive, killing" at shutdown
         ) as cluster,
         Client(cluster) as client,

@@ -79,6 +79,21 @@ def test_toys_campaign_and_own_local_cluster(tmp_path, samples):
         assert client.scheduler_info()["workers"]
 
 
+def test_local_cluster_listens_on_this_machine_only():
+    """The scheduler and dashboard a campaign starts listen on 127.0.0.1, not 0.0.0.0."""
+    import psutil  # a dependency of distributed
+
+    def listening() -> set[tuple[str, int]]:
+        conns = psutil.Process().net_connections(kind="inet")
+        return {tuple(c.laddr) for c in conns if c.status == psutil.CONN_LISTEN}
+
+    before = listening()
+    with dask_client(2) as client:
+        assert client.scheduler_info()["workers"]
+        opened = listening() - before
+    assert opened and {host for host, _ in opened} == {"127.0.0.1"}
+
+
 TOY_RUN = [
     "--n-a", "400", "--n-b", "400", "--signal", "S3", "--n-signal", "50",
     "--max-iter", "15", "--seed", "2", "--calibration", "permutations:12",
