@@ -194,6 +194,10 @@ class RunConfig:
     output: str | None = None
 
     def __post_init__(self) -> None:
+        # a side given only in part (a variation, datasets) keeps its default category
+        for spec, category in ((self.a, "emu"), (self.b, "mue")):
+            if spec.category is None and spec.path is None:
+                spec.category = category
         _check_values(self)
 
     # -- derived ------------------------------------------------------------------------
@@ -253,10 +257,6 @@ def _check_values(cfg: RunConfig) -> None:
         raise ConfigError(
             f"scale: {sorted(unknown)} are not among the features {cfg.feature_names}"
         )
-    if cfg.source == "processed":
-        for name, spec in (("a", cfg.a), ("b", cfg.b)):
-            if spec.category is None:
-                raise ConfigError(f"{name}.category: needed to select a sample from {cfg.input}")
     if cfg.nuisances:
         if cfg.source != "processed":
             raise ConfigError("nuisances: learned from processor output; give input")

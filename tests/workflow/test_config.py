@@ -101,6 +101,16 @@ def test_merge_applies_dotted_overrides():
     assert base["calibration"]["n"] == 10  # not modified
 
 
+def test_a_side_given_in_part_keeps_its_default_category():
+    """--a-variation / --a-datasets alone: A stays emu, B mue (as the help says)."""
+    cfg = C.from_dict(
+        C.merge({"input": "processed"}, {"a.variation": "muon_scale_up1", "b.datasets": ["ww"]})
+    )
+    assert (cfg.a.category, cfg.a.variation) == ("emu", "muon_scale_up1")
+    assert (cfg.b.category, cfg.b.datasets) == ("mue", ["ww"])
+    assert C.from_dict({"input": "p", "a": {"category": "ep_mum"}}).a.category == "ep_mum"
+
+
 def test_cli_config_file_with_flag_overrides(tmp_path, capsys):
     cfg = tmp_path / "run.yaml"
     cfg.write_text(
