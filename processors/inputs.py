@@ -28,7 +28,8 @@ import numpy as np
 import uproot
 
 DEFAULT_TREE = "Events"
-_DATASET_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
+#: a directory name: these characters, and not "." or ".." (which would leave the folder)
+_DATASET_NAME = re.compile(r"^(?!\.+$)[A-Za-z0-9_.+-]+$")
 
 
 class InputError(ValueError):
@@ -90,7 +91,7 @@ def load_fileset(fileset: str | os.PathLike[str] | Mapping[str, Any]) -> dict[st
         if not _DATASET_NAME.match(str(dataset)):
             raise InputError(
                 f"{where}: dataset name {dataset!r} must use only letters, digits and _ . + - "
-                "(it becomes a directory name)"
+                "and not be only dots (it becomes a directory name)"
             )
         if isinstance(entry, Mapping):
             files, tree = entry.get("files"), entry.get("treename", DEFAULT_TREE)

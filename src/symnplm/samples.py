@@ -334,7 +334,11 @@ def load_sample(
         )
     if entry.get("path") is None:
         raise ValueError(f"{outdir}: {name} was not written: {entry.get('error')}")
-    sample = Sample.from_parquet(Path(outdir) / entry["path"], features, name=name)
+    path = (Path(outdir) / entry["path"]).resolve()
+    if not path.is_relative_to(Path(outdir).resolve()):
+        # the manifest is read, not trusted: never follow it out of the directory
+        raise ValueError(f"{outdir}: {name} points outside the directory ({entry['path']!r})")
+    sample = Sample.from_parquet(path, features, name=name)
     if len(sample) != entry["n_events"]:
         raise ValueError(
             f"{outdir}: {entry['path']} has {len(sample)} events, the manifest says "

@@ -148,6 +148,9 @@ def test_bad_fileset_entries_are_named(tmp_path):
         )
     with pytest.raises(InputError, match="dataset name 'a/b'"):
         process_fileset({"a/b": [str(path)]}, tmp_path / "out")
+    for escape in ("..", "."):  # would write beside or above the columns folder
+        with pytest.raises(InputError, match=f"dataset name '{escape}'"):
+            process_fileset({escape: [str(path)]}, tmp_path / "out")
     with pytest.raises(InputError, match="dataset 'mc' has no files"):
         process_fileset({"mc": []}, tmp_path / "out")
     (tmp_path / "broken.json").write_text("{")
@@ -155,6 +158,20 @@ def test_bad_fileset_entries_are_named(tmp_path):
         process_fileset(tmp_path / "broken.json", tmp_path / "out")
     with pytest.raises(InputError, match=r"nope\.json: no such fileset file"):
         process_fileset(tmp_path / "nope.json", tmp_path / "out")
+
+
+def test_a_manifest_path_out_of_the_directory_is_not_followed(tmp_path):
+    path = write_nanoaod(tmp_path / "f.root", good_events())
+    out = tmp_path / "out"
+    process_fileset({"mc": [str(path)]}, out, EMuProcessor(**FAST))
+    manifest = read_manifest(out)
+    entry = next(s for s in manifest["samples"] if s["path"] and s["category"] == "emu")
+    outside = tmp_path / "elsewhere.parquet"
+    outside.write_bytes((out / entry["path"]).read_bytes())
+    entry["path"] = "../elsewhere.parquet"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="points outside the directory"):
+        load_sample(out, "mc", "emu", entry["variation"])
 
 
 def test_relative_paths_resolve_against_the_fileset(tmp_path):
