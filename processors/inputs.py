@@ -116,6 +116,13 @@ def load_fileset(fileset: str | os.PathLike[str] | Mapping[str, Any]) -> dict[st
                     f"{where}: dataset {dataset!r} metadata {key!r} = {metadata[key]!r}, "
                     "expected a positive number"
                 )
+        for key in ("is_data", "is_signal"):
+            # a string "false" would be truthy: data without weights, or a signal left out
+            if metadata.get(key) is not None and not isinstance(metadata[key], bool):
+                raise InputError(
+                    f"{where}: dataset {dataset!r} metadata {key!r} = {metadata[key]!r}, "
+                    "expected true or false"
+                )
         out[str(dataset)] = {
             "files": {_resolve(f, base): t for f, t in pairs},
             "metadata": metadata,

@@ -146,6 +146,8 @@ def test_bad_fileset_entries_are_named(tmp_path):
         process_fileset(
             {"mc": {"files": [str(path)], "metadata": {"xsec": -3.0}}}, tmp_path / "out"
         )
+    with pytest.raises(InputError, match=r"metadata 'is_data' = 'false', expected true or false"):
+        process_fileset({"mc": {"files": [str(path)], "metadata": {"is_data": "false"}}}, "o")
     with pytest.raises(InputError, match="dataset name 'a/b'"):
         process_fileset({"a/b": [str(path)]}, tmp_path / "out")
     for escape in ("..", "."):  # would write beside or above the columns folder
