@@ -21,6 +21,7 @@ Example (YAML)::
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -246,12 +247,27 @@ def _check_values(cfg: RunConfig) -> None:
     ):
         if value is not None and value < 1:
             raise ConfigError(f"{key}: must be >= 1, got {value}")
-    if cfg.luminosity_fb is not None and not cfg.luminosity_fb > 0:
-        raise ConfigError(f"luminosity_fb: must be positive, got {cfg.luminosity_fb}")
-    if cfg.inject is not None and cfg.inject.branching_ratio < 0:
-        raise ConfigError(f"inject.branching_ratio: must be >= 0, got {cfg.inject.branching_ratio}")
+    # numbers that must be finite and positive (or >= 0); "not x > 0" also catches NaN
+    positive = [
+        ("luminosity_fb", cfg.luminosity_fb),
+        ("toy.n_a", cfg.toy.n_a),
+        ("toy.n_b", cfg.toy.n_b),
+        *((f"scale.{k}", v) for k, v in (cfg.scale or {}).items()),
+    ]
+    for key, value in positive:
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{key}: must be a positive number, got {value}")
+    non_negative = [("toy.n_signal", cfg.toy.n_signal)]
+    if cfg.inject is not None:
+        non_negative.append(("inject.branching_ratio", cfg.inject.branching_ratio))
+    for key, value in non_negative:
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{key}: must be a number >= 0, got {value}")
     if not cfg.feature_names:
         raise ConfigError("features: at least one feature is needed")
+    twice = sorted({f for f in cfg.feature_names if cfg.feature_names.count(f) > 1})
+    if twice:
+        raise ConfigError(f"features: {twice} listed twice")
     unknown = set(cfg.scale or {}) - set(cfg.feature_names)
     if unknown:
         raise ConfigError(

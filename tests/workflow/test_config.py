@@ -90,6 +90,22 @@ def test_cross_field_checks():
     assert C.from_dict({"luminosity_fb": 20}).luminosity_fb == 20.0
 
 
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"features": "m_coll", "scale": {"m_coll": 0.0}}, "scale.m_coll"),  # t = 0, Z = -inf
+        ({"toy": {"n_signal": float("nan")}}, "toy.n_signal"),  # silently injected nothing
+        ({"toy": {"n_a": -5.0}}, "toy.n_a"),
+        ({"inject": {"branching_ratio": float("nan")}}, "inject.branching_ratio"),
+        ({"luminosity_fb": float("inf")}, "luminosity_fb"),
+        ({"features": ["m_coll", "dphi", "m_coll"]}, "features: \\['m_coll'\\] listed twice"),
+    ],
+)
+def test_numbers_that_make_no_sense_are_refused_naming_the_key(data, key):
+    with pytest.raises(C.ConfigError, match=key):
+        C.from_dict(data)
+
+
 def test_merge_applies_dotted_overrides():
     base = {"seed": 1, "calibration": {"method": "permutations", "n": 10}}
     out = C.merge(base, {"calibration.n": 50, "statistic.method": "binned"})
