@@ -396,6 +396,8 @@ def process_fileset(
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
+    if (Path(outdir) / "run.json").exists():
+        raise InputError(f"{outdir}: holds a test result (run.json); process into another folder")
     proc = proc if proc is not None else EMuProcessor()
     files = load_fileset(fileset)
     required = {d: proc.required_branches(is_mc(e["metadata"])) for d, e in files.items()}

@@ -47,7 +47,7 @@ from symnplm.inference.test_statistics import (
     quantile_edges,
 )
 from symnplm.processors.inputs import background_luminosity_fb, is_signal
-from symnplm.samples import Sample, load_sample, read_manifest
+from symnplm.samples import MANIFEST_NAME, Sample, load_sample, read_manifest
 
 if TYPE_CHECKING:
     from symnplm.systematics import NuisanceSet
@@ -488,6 +488,11 @@ def run(
     from symnplm import booking
     from symnplm.campaign import Campaign
 
+    if cfg.output is not None and (Path(cfg.output) / MANIFEST_NAME).exists():
+        raise ConfigError(
+            f"output: {cfg.output} holds a processor output (e.g. the input); write the result "
+            "elsewhere"
+        )
     timing: dict[str, float] = {}
     notes: list[str] = []
     start = time.perf_counter()

@@ -167,6 +167,19 @@ def test_load_result_of_an_incomplete_directory(tmp_path):
         booking.load_result(tmp_path)
 
 
+def test_outputs_that_are_inputs_are_refused(processed, tmp_path):
+    """A result written into the processor output (or processing into a result) is refused."""
+    from symnplm.processors.runner import process_fileset
+
+    before = sorted(p.name for p in processed.iterdir())
+    with pytest.raises(ConfigError, match="holds a processor output"):
+        run(from_dict({"input": str(processed), "output": str(processed)}))
+    assert sorted(p.name for p in processed.iterdir()) == before  # nothing written
+    (tmp_path / "run.json").write_text("{}")
+    with pytest.raises(InputError, match=r"holds a test result \(run\.json\)"):
+        process_fileset({"d": ["none.root"]}, tmp_path)
+
+
 class _Payload:
     """Unpickling this creates a directory: proof that a pickle was loaded."""
 
