@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 import pytest
 
+from symnplm.booking import write_hists
 from symnplm.fileio import write_json
 from symnplm.physics.kinematics import EMU_COLUMNS
 from symnplm.processors.histograms import book_histograms, fill_histograms
@@ -49,7 +48,7 @@ def _columns(rng: np.random.Generator, n: int, shift: float) -> dict[str, np.nda
 
 
 def write_processed(outdir, seed: int = 0):
-    """A processor output (manifest, parquet samples, hists.pkl) as `symnplm process` writes."""
+    """A processor output (manifest, parquet samples, hists.json) as `symnplm process` writes."""
     rng = np.random.default_rng(seed)
     hists = book_histograms()
     samples = []
@@ -83,13 +82,12 @@ def write_processed(outdir, seed: int = 0):
                         "files": [],
                     }
                 )
-    with open(outdir / "hists.pkl", "wb") as fh:
-        pickle.dump(hists, fh)
+    write_hists(outdir, hists)
     write_json(
         outdir / "manifest.json",
         {
             "config": {"luminosity_pb": 5000.0},
-            "hists": "hists.pkl",
+            "hists": "hists.json",
             "fileset": {d: {"files": {}, "metadata": m} for d, (m, _, _) in DATASETS.items()},
             "samples": samples,
         },
