@@ -117,9 +117,8 @@ def _markdown(rows: list[dict[str, Any]], pooled: list[dict[str, Any]]) -> str:
     brs = sorted({k for r in rows for k in r if k.startswith("median_z_br_")}, reverse=True)
     head = (
         "| detector | map | observable | whole-sample p (test, calib.) | whole: min binned p "
-        "(max pull) | PEs | PE KS p | PE rate(p<0.05) | PE binned: min KS p, max rate | "
-        + " | ".join(f"median Z, BR {b.removeprefix('median_z_br_')}" for b in brs)
-        + " |"
+        "(max pull) | PEs | PE KS p | PE rate(p<0.05) | PE binned: min KS p, max rate |"
+        + "".join(f" median Z, BR {b.removeprefix('median_z_br_')} |" for b in brs)
     )
     lines = [head, "|" + " --- |" * (9 + len(brs))]
     for r in rows:
@@ -134,9 +133,8 @@ def _markdown(rows: list[dict[str, Any]], pooled: list[dict[str, Any]]) -> str:
             )
             + f" | {r['pe_n']} × {r['pe_luminosity_fb']:.2g}/fb | {f(r['pe_ks_p'])} | "
             f"{r['pe_rate']:.3f} ± {r['pe_rate_sigma']:.3f} | "
-            f"{f(r['pe_diag_ks_min'])}, {r['pe_diag_rate_max']:.3f} | "
-            + " | ".join(f(r.get(b), ".2f") for b in brs)
-            + " |"
+            f"{f(r['pe_diag_ks_min'])}, {r['pe_diag_rate_max']:.3f} |"
+            + "".join(f" {f(r.get(b), '.2f')} |" for b in brs)
         )
     lines += [
         "",
