@@ -228,8 +228,32 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+def _check_device(name: str) -> None:
+    """``statistic.device`` names a torch device present on this machine."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(
+            f"statistic.device: {name!r} is not a torch device (cpu, cuda, cuda:1, mps, …)"
+        ) from None
+    present = {
+        "cpu": 1,
+        "cuda": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+        "mps": int(torch.backends.mps.is_available()),
+    }.get(device.type, 0)
+    if present <= (device.index or 0):
+        raise ConfigError(
+            f"statistic.device: {name!r} is not available on this machine "
+            f"(torch {torch.__version__})"
+        )
+
+
 def _check_values(cfg: RunConfig) -> None:
     """Cross-field checks that types alone cannot express."""
+    if cfg.statistic.device != "cpu":
+        _check_device(cfg.statistic.device)
     if (cfg.a.path is None) != (cfg.b.path is None):
         raise ConfigError("a.path and b.path: give both sample files, or neither")
     if cfg.calibration.method != "asymptotic" and (cfg.calibration.n or 0) < 1:

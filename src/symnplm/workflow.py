@@ -488,6 +488,8 @@ def run(
     from symnplm import booking
     from symnplm.campaign import Campaign
 
+    if cfg.output is not None and Path(cfg.output).exists() and not Path(cfg.output).is_dir():
+        raise ConfigError(f"output: {cfg.output} is a file, not a directory")
     if cfg.output is not None and (Path(cfg.output) / MANIFEST_NAME).exists():
         raise ConfigError(
             f"output: {cfg.output} holds a processor output (e.g. the input); write the result "

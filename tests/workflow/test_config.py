@@ -106,6 +106,16 @@ def test_numbers_that_make_no_sense_are_refused_naming_the_key(data, key):
         C.from_dict(data)
 
 
+def test_a_device_that_is_not_here_is_refused_naming_the_key():
+    import torch
+
+    with pytest.raises(C.ConfigError, match="statistic.device: 'bogus' is not a torch device"):
+        C.from_dict({"statistic": {"device": "bogus"}})
+    absent = "cuda:64" if torch.cuda.is_available() else "cuda"
+    with pytest.raises(C.ConfigError, match=f"statistic.device: '{absent}' is not available"):
+        C.from_dict({"statistic": {"device": absent}})
+
+
 def test_merge_applies_dotted_overrides():
     base = {"seed": 1, "calibration": {"method": "permutations", "n": 10}}
     out = C.merge(base, {"calibration.n": 50, "statistic.method": "binned"})

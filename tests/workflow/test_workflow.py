@@ -175,6 +175,9 @@ def test_outputs_that_are_inputs_are_refused(processed, tmp_path):
     with pytest.raises(ConfigError, match="holds a processor output"):
         run(from_dict({"input": str(processed), "output": str(processed)}))
     assert sorted(p.name for p in processed.iterdir()) == before  # nothing written
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ConfigError, match="afile is a file, not a directory"):
+        run(from_dict({"input": str(processed), "output": str(tmp_path / "afile")}))
     (tmp_path / "run.json").write_text("{}")
     with pytest.raises(InputError, match=r"holds a test result \(run\.json\)"):
         process_fileset({"d": ["none.root"]}, tmp_path)
