@@ -173,6 +173,7 @@ def run_command(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
+    from symnplm.fileio import check_writable_directory
     from symnplm.physics.efficiency import EfficiencyRatio
     from symnplm.physics.selection import lepton_cuts
     from symnplm.processors.efficiency_map import measure_from_output
@@ -206,6 +207,10 @@ def run_command(args: argparse.Namespace) -> int:
             luminosity=luminosity,
             events=args.events,
         )
+        # before the processing: a destination that cannot be written fails now, not at the end
+        check_writable_directory(args.outdir)
+        if args.measure_efficiency_map:
+            check_writable_directory(Path(args.measure_efficiency_map).resolve().parent)
         report = process_fileset(
             args.fileset,
             args.outdir,
@@ -219,7 +224,7 @@ def run_command(args: argparse.Namespace) -> int:
             status=not args.quiet,
             allow_map_overlap=args.allow_map_overlap,
         )
-    except (InputError, FileNotFoundError, KeyError, ValueError) as err:
+    except (InputError, OSError, KeyError, ValueError) as err:
         console.print(f"[red]error:[/red] {escape(str(err))}")
         return 2
 

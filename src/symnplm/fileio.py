@@ -41,6 +41,28 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+def check_writable_directory(path: str | os.PathLike[str]) -> Path:
+    """Check that ``path`` is, or can be created as, a directory this process can write in.
+
+    Called before long work, so that an unwritable destination is one clear error at
+    the start, not a traceback at the end. Nothing is created.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` or one of its parents is a file.
+    PermissionError
+        The directory (or the nearest existing parent) cannot be written in.
+    """
+    path = Path(path)
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise FileExistsError(f"{path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"{path}: {existing} is not writable")
+    return path
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()

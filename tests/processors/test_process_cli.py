@@ -101,6 +101,19 @@ def test_process_command_reports_bad_input(tmp_path, capsys):
         parser().parse_args(["process", "fs.json", "-o", "x", "--eta-vetoes", "1.5,1.2"])
 
 
+def test_an_unwritable_destination_is_refused_before_processing(small_fileset, tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    code = run(str(small_fileset), "-o", str(tmp_path / "afile" / "out"), "--quiet")
+    assert code == 2 and "afile is a file, not a directory" in capsys.readouterr().err
+    map_path = tmp_path / "afile" / "map.json"
+    out = tmp_path / "out"
+    code = run(
+        str(small_fileset), "-o", str(out), "--quiet", "--measure-efficiency-map", str(map_path)
+    )
+    assert code == 2 and "is a file, not a directory" in capsys.readouterr().err
+    assert not out.exists()  # refused before any processing
+
+
 def test_selection_options_reach_the_processor(small_fileset, tmp_path):
     """The lfuv default vetoes |eta| 1.37-1.52 for both flavours; the paper's selection does
     not; --eta-vetoes and --isolation change both flavours."""
