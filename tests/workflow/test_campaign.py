@@ -139,6 +139,19 @@ def test_calibrate_and_campaign_agree_on_p(tmp_path, samples, local_client):
     assert calibrated(direct.observed, null).p_value == direct.p_value
 
 
+def test_a_scheduler_that_does_not_answer_is_one_line(tmp_path, capsys):
+    import dask
+
+    from symnplm.cli import main
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        code = main(
+            ["test", *TOY_RUN, "--scheduler", "tcp://127.0.0.1:9", "--output", str(tmp_path / "r")]
+        )
+    err = capsys.readouterr().err
+    assert code == 2 and "tcp://127.0.0.1:9" in err and "Traceback" not in err
+
+
 def test_cli_campaign_on_an_existing_scheduler(tmp_path, local_client, capsys):
     """`--scheduler ADDRESS` sends the batches to a running cluster."""
     from distributed import get_task_stream

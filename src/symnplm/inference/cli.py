@@ -220,10 +220,14 @@ def run(args: argparse.Namespace) -> int:
         cfg = config_from_args(args)
         with progress_bar("null replicas", disable=getattr(args, "quiet", False)) as bar:
             outcome = workflow.run(cfg, progress=bar)
-    except (FileNotFoundError, KeyError, ValueError, CampaignIncomplete) as exc:
+    except (OSError, KeyError, ValueError, CampaignIncomplete) as exc:
+        # OSError: files, and a --scheduler that does not answer
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         err.print(f"[red]error:[/red] {escape(str(msg))}")
         return 2
+    except KeyboardInterrupt:
+        err.print("interrupted: finished batches are kept; the same command resumes the run")
+        return 130
     a, b, result = outcome.a, outcome.b, outcome.result
     print(
         f"A: {len(a)} events (Σw = {a.sum_weights:.6g}), "
