@@ -36,11 +36,10 @@ from scipy import stats
 
 from symnplm.fileio import write_json
 from symnplm.inference.diagnostics import binned_diagnostics
-from symnplm.inference.reweighting import ReweightingUncertainty
 from symnplm.physics.efficiency import measure_efficiency_ratio
 from symnplm.provenance import provenance
 from symnplm.samples import Sample
-from symnplm.workflow import DIAGNOSTICS, emu_vs_mue, load_inputs
+from symnplm.workflow import DIAGNOSTICS, emu_vs_mue, load_inputs, map_reweighting
 
 OUTPUT = Path(__file__).resolve().parent / "output" / "closure" / "map_noise.json"
 
@@ -91,14 +90,7 @@ def _corrected(events: _Events, calibration: _Events, seed: int) -> tuple[Sample
         w = s.weights * ratio(s.column(f"pt_{electron}"), s.column(f"eta_{electron}"))
         out.append(Sample(s.features, w, s.names, s.provenance, s.name))
     a, b = out
-    pooled = Sample.concatenate([a, b])
-    binned = ratio.bins()
-    assert binned is not None
-
-    def bins(role: str) -> np.ndarray:
-        return ratio.bin_index(pooled.column(f"pt_{role}"), pooled.column(f"eta_{role}"))
-
-    return a, b, ReweightingUncertainty(bins("lead"), bins("sublead"), binned[3].ravel())
+    return a, b, map_reweighting(ratio, a, b, ("lead", "sublead"))
 
 
 def _summary(p: np.ndarray) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from typing import Any, Literal
 import numpy as np
 from coffea import processor
 
-from symnplm.booking import HISTS_JSON, write_hists
+from symnplm.booking import HISTS_JSON, RUN_JSON, write_hists
 from symnplm.fileio import read_json, write_json
 from symnplm.physics.kinematics import EMU_COLUMNS
 from symnplm.processors.efficiency_map import check_independent
@@ -396,8 +396,8 @@ def process_fileset(
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
-    if (Path(outdir) / "run.json").exists():
-        raise InputError(f"{outdir}: holds a test result (run.json); process into another folder")
+    if (Path(outdir) / RUN_JSON).exists():
+        raise InputError(f"{outdir}: holds a test result ({RUN_JSON}); process into another folder")
     proc = proc if proc is not None else EMuProcessor()
     files = load_fileset(fileset)
     required = {d: proc.required_branches(is_mc(e["metadata"])) for d, e in files.items()}

@@ -33,6 +33,7 @@ import numpy as np
 
 from symnplm.config import ConfigError, RunConfig, StatisticSpec
 from symnplm.engine import FitConfig
+from symnplm.fileio import check_writable_directory
 from symnplm.inference.calculators import calibrated
 from symnplm.inference.diagnostics import BinnedDiagnostic, binned_diagnostics
 from symnplm.inference.results import CalibrationResult
@@ -50,6 +51,7 @@ from symnplm.processors.inputs import background_luminosity_fb, is_signal
 from symnplm.samples import MANIFEST_NAME, Sample, load_sample, read_manifest
 
 if TYPE_CHECKING:
+    from symnplm.physics.efficiency import EfficiencyRatio
     from symnplm.systematics import NuisanceSet
 
 #: seed stream of the unweighting (streams 0-2 are network inits, permutations, toys)
@@ -256,16 +258,25 @@ def map_uncertainty(
     if not cfg.map_uncertainty or not name:
         return None
     ratio = EfficiencyRatio.read(Path(cfg.input) / name)
+    return map_reweighting(ratio, columns_a, columns_b, _electron_roles(cfg))
+
+
+def map_reweighting(
+    ratio: EfficiencyRatio, columns_a: Sample, columns_b: Sample, roles: tuple[str, str]
+) -> ReweightingUncertainty | None:
+    """The uncertainty of ``ratio`` applied at lepton ``roles[0]`` in A and ``roles[1]`` in B.
+
+    ``None`` for a map without (binned) uncertainties: nothing to propagate.
+    """
     binned = ratio.bins()
     if binned is None or not np.any(binned[3] > 0):
-        return None  # a map without (binned) uncertainties: nothing to propagate
+        return None
     pooled = Sample.concatenate([columns_a, columns_b])
 
     def bins(role: str) -> np.ndarray:
         return ratio.bin_index(pooled.column(f"pt_{role}"), pooled.column(f"eta_{role}"))
 
-    role_a, role_b = _electron_roles(cfg)
-    return ReweightingUncertainty(bins(role_a), bins(role_b), binned[3].ravel(), ratio.source)
+    return ReweightingUncertainty(bins(roles[0]), bins(roles[1]), binned[3].ravel(), ratio.source)
 
 
 def load_inputs(cfg: RunConfig) -> RunInputs:
@@ -488,8 +499,11 @@ def run(
     from symnplm import booking
     from symnplm.campaign import Campaign
 
-    if cfg.output is not None and Path(cfg.output).exists() and not Path(cfg.output).is_dir():
-        raise ConfigError(f"output: {cfg.output} is a file, not a directory")
+    if cfg.output is not None:
+        try:
+            check_writable_directory(cfg.output)
+        except OSError as err:
+            raise ConfigError(f"output: {err}") from None
     if cfg.output is not None and (Path(cfg.output) / MANIFEST_NAME).exists():
         raise ConfigError(
             f"output: {cfg.output} holds a processor output (e.g. the input); write the result "
