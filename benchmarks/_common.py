@@ -69,7 +69,7 @@ def machine_info() -> dict[str, Any]:
     """
     import torch
 
-    from symnplm.provenance import provenance
+    from symnplm.io.provenance import provenance
 
     info: dict[str, Any] = {
         "cpu_model": _cpu_model(),
@@ -241,8 +241,8 @@ def toy_samples(dim: int, n_events: float, seed: int, poisson: bool = True):
     (``ToyModel(n/2, n/2)``), the stand-in for the e-mu / mu-e samples.
     Otherwise: standard normal features in ``dim`` dimensions.
     """
-    from symnplm.samples import Sample
-    from symnplm.toymodels import ToyModel
+    from symnplm.generation.toymodels import ToyModel
+    from symnplm.io.samples import Sample
 
     rng = np.random.default_rng(seed)
     half = n_events / 2
@@ -330,7 +330,7 @@ def write_result(
     """Write ``payload``, machine info and command line to ``<output-dir>/<name>[-tag].json``."""
     if getattr(args, "no_write", False):
         return None
-    from symnplm.fileio import write_json
+    from symnplm.io.files import write_json
 
     stem = f"{name}-{args.tag}" if args.tag else name
     path = Path(args.output_dir) / f"{stem}.json"

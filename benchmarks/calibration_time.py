@@ -53,7 +53,7 @@ from benchmarks._common import (
 
 def load_samples(args: argparse.Namespace):
     """(A, B): parquet files if given, else the toy null of ``--dim`` dimensions."""
-    from symnplm.samples import Sample
+    from symnplm.io.samples import Sample
 
     if args.sample_a or args.sample_b:
         if not (args.sample_a and args.sample_b):

@@ -1,11 +1,11 @@
 """SM closure study of the emu-vs-mue test over several detector configurations.
 
 For every detector in ``--detectors`` (default: the default detector and the two
-variants of ``benchmarks/closure/detector_*.json``), run :func:`symnplm.closure.run_closure`
-on the productions ``<test>/<detector>`` and ``<calibration>/<detector>`` (each
-corrected with the map of the other), then write one table (JSON + Markdown), pooled
-over the detectors as well, and the figures of each detector under
-``benchmarks/output/closure/``.
+variants of ``benchmarks/closure/detector_*.json``), run
+:func:`symnplm.workflow.closure.run_closure` on the productions ``<test>/<detector>``
+and ``<calibration>/<detector>`` (each corrected with the map of the other), then
+write one table (JSON + Markdown), pooled over the detectors as well, and the
+figures of each detector under ``benchmarks/output/closure/``.
 
 The productions (one Pythia run per sample, every detector simulated on the same
 events; about 1 h each on 2 cores)::
@@ -40,9 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from symnplm.closure import ClosureSettings, run_closure
-from symnplm.fileio import atomic_path, write_json
-from symnplm.provenance import provenance
+from symnplm.io.files import atomic_path, write_json
+from symnplm.io.provenance import provenance
+from symnplm.workflow.closure import ClosureSettings, run_closure
 
 OUTPUT = Path(__file__).resolve().parent / "output" / "closure"
 

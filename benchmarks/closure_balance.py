@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from symnplm.fileio import write_json
 from symnplm.inference.diagnostics import binned_diagnostics
-from symnplm.provenance import provenance
-from symnplm.samples import Sample
-from symnplm.workflow import DIAGNOSTICS, emu_vs_mue, load_inputs, map_uncertainty
+from symnplm.io.files import write_json
+from symnplm.io.provenance import provenance
+from symnplm.io.samples import Sample
+from symnplm.workflow.runs import DIAGNOSTICS, emu_vs_mue, load_inputs, map_uncertainty
 
 OUTPUT = Path(__file__).resolve().parent / "output" / "closure" / "balance.json"
 

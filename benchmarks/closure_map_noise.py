@@ -34,12 +34,12 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from symnplm.fileio import write_json
 from symnplm.inference.diagnostics import binned_diagnostics
+from symnplm.io.files import write_json
+from symnplm.io.provenance import provenance
+from symnplm.io.samples import Sample
 from symnplm.physics.efficiency import measure_efficiency_ratio
-from symnplm.provenance import provenance
-from symnplm.samples import Sample
-from symnplm.workflow import DIAGNOSTICS, emu_vs_mue, load_inputs, map_reweighting
+from symnplm.workflow.runs import DIAGNOSTICS, emu_vs_mue, load_inputs, map_reweighting
 
 OUTPUT = Path(__file__).resolve().parent / "output" / "closure" / "map_noise.json"
 

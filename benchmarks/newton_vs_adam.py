@@ -61,8 +61,8 @@ def null_summary(t: np.ndarray) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Both campaigns, the comparison and the figure."""
     from symnplm.engine import FitConfig
+    from symnplm.generation.toymodels import ToyModel
     from symnplm.inference import SymmetrizedTest, permutation_null
-    from symnplm.toymodels import ToyModel
 
     threads = set_threads(args.threads)
     machine = machine_info()
@@ -140,7 +140,7 @@ def figure(payload: dict[str, Any], args: argparse.Namespace) -> None:
     import matplotlib.pyplot as plt
     from scipy.stats import chi2
 
-    from symnplm.fileio import atomic_path
+    from symnplm.io.files import atomic_path
 
     if args.no_write:
         return

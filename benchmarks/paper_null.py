@@ -34,10 +34,10 @@ import torch
 from scipy import stats
 
 from symnplm.engine import FitConfig
-from symnplm.fileio import atomic_path, write_json
+from symnplm.generation.toymodels import ToyModel
 from symnplm.inference import NPLMTest, SymmetrizedTest, fit_chi2_dof, toy_null
-from symnplm.provenance import provenance
-from symnplm.toymodels import ToyModel
+from symnplm.io.files import atomic_path, write_json
+from symnplm.io.provenance import provenance
 
 PERCENTILES = (5, 16, 50, 84, 95)
 
@@ -147,7 +147,7 @@ def main(argv=None) -> dict:
 
 def replot(json_path: Path) -> None:
     """Redraw the figure of a stored summary."""
-    from symnplm.fileio import read_json
+    from symnplm.io.files import read_json
 
     summary = read_json(json_path)
     summary["history_percentiles"] = {int(k): v for k, v in summary["history_percentiles"].items()}

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from symnplm.engine import MLP, ExtendedLikelihoodObjective, FitConfig
+from symnplm.generation.toymodels import ToyModel
 from symnplm.inference import ReplicaBatch, SymmetrizedTest
-from symnplm.toymodels import ToyModel
 
 
 def evaluation_error(a, b, seed: int) -> tuple[float, float]:

@@ -48,10 +48,10 @@ import torch
 from scipy import stats
 
 from symnplm.engine import FitConfig
-from symnplm.fileio import atomic_path, write_json
 from symnplm.inference.significance import asymptotic_pvalue, empirical_pvalue, fit_chi2_dof
 from symnplm.inference.test_statistics import BatchFit, ReplicaBatch
-from symnplm.provenance import provenance
+from symnplm.io.files import atomic_path, write_json
+from symnplm.io.provenance import provenance
 from symnplm.systematics import (
     AsymmetryNuisance,
     NormalisationNuisance,

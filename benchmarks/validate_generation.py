@@ -34,11 +34,11 @@ import mplhep as hep
 import numpy as np
 import uproot
 
-from symnplm.fileio import write_json
 from symnplm.generation.production import load_fileset
+from symnplm.io.files import write_json
+from symnplm.io.provenance import provenance
 from symnplm.physics.kinematics import emu_features
 from symnplm.physics.selection import select_emu
-from symnplm.provenance import provenance
 
 LEPTON_FIELDS = ("pt", "eta", "phi", "mass", "charge", "pfRelIso03_all")
 BRANCHES = (

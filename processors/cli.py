@@ -173,7 +173,7 @@ def run_command(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from symnplm.fileio import check_writable_directory
+    from symnplm.io.files import check_writable_directory
     from symnplm.physics.efficiency import EfficiencyRatio
     from symnplm.physics.selection import lepton_cuts
     from symnplm.processors.efficiency_map import measure_from_output

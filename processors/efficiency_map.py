@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from symnplm.io.samples import EmptySelectionError, load_sample, read_manifest
 from symnplm.physics.efficiency import EfficiencyRatio, measure_efficiency_ratio
 from symnplm.processors.inputs import InputError
-from symnplm.samples import EmptySelectionError, load_sample, read_manifest
 
 _LEPTONS = ("pt_e", "eta_e", "pt_mu", "eta_mu")
 

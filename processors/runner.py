@@ -1,11 +1,11 @@
 """Run the e-mu processor over a fileset with a chosen executor and write its outputs.
 
-Output directory layout (``symnplm.samples`` reads it back)::
+Output directory layout (``symnplm.io.samples`` reads it back)::
 
     OUTDIR/columns/<dataset>/<category>/<variation>.parquet   one Sample each: the columns
                                                               of EMU_COLUMNS as features,
                                                               the event weight as ``weight``
-    OUTDIR/hists.json      dict of hist.Hist (UHI JSON, symnplm.booking.read_hists): m_coll,
+    OUTDIR/hists.json      dict of hist.Hist (UHI JSON, symnplm.io.booking.read_hists): m_coll,
                            m_ll, dphi, met, n_jets, lepton_pt/eta/phi; axes dataset,
                            category, variation, …
     OUTDIR/cutflow.json    events after each selection step, per dataset
@@ -18,7 +18,7 @@ Output directory layout (``symnplm.samples`` reads it back)::
     OUTDIR/processed.json  (:func:`process_once` only) the fileset and processor
                            configuration of a complete output, for reuse
 
-Every file is written atomically (``symnplm.fileio.atomic_path``). An existing
+Every file is written atomically (``symnplm.io.files.atomic_path``). An existing
 manifest is removed before anything else is written, so an interrupted re-run never
 leaves a directory that looks complete; parquet files of an earlier run that the new
 run does not produce are removed before the new manifest is written.
@@ -40,8 +40,10 @@ from typing import Any, Literal
 import numpy as np
 from coffea import processor
 
-from symnplm.booking import HISTS_JSON, RUN_JSON, write_hists
-from symnplm.fileio import read_json, write_json
+from symnplm.io.booking import HISTS_JSON, RUN_JSON, write_hists
+from symnplm.io.files import read_json, write_json
+from symnplm.io.provenance import provenance
+from symnplm.io.samples import COLUMNS_DIR, MANIFEST_NAME, Sample, sample_path
 from symnplm.physics.kinematics import EMU_COLUMNS
 from symnplm.processors.efficiency_map import check_independent
 from symnplm.processors.emu import WEIGHT, EMuNanoAODSchema, EMuProcessor
@@ -56,8 +58,6 @@ from symnplm.processors.inputs import (
     load_fileset,
     sum_generator_weights,
 )
-from symnplm.provenance import provenance
-from symnplm.samples import COLUMNS_DIR, MANIFEST_NAME, Sample, sample_path
 
 #: File name of the applied efficiency map inside an output directory.
 EFFICIENCY_MAP_NAME = "efficiency_map.json"

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from symnplm.samples import Sample
+from symnplm.io.samples import Sample
 
 
 def test_parquet_roundtrip(tmp_path):

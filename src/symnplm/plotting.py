@@ -30,8 +30,8 @@ import mplhep as hep
 import numpy as np
 from scipy import stats
 
-from symnplm.booking import BookedResult, feature_label, load_result, read_hists
-from symnplm.fileio import atomic_path
+from symnplm.io.booking import BookedResult, feature_label, load_result, read_hists
+from symnplm.io.files import atomic_path
 
 FORMATS: tuple[str, ...] = ("png",)
 _STYLE = hep.style.ROOT
@@ -308,8 +308,8 @@ def plot_kinematics(
 
     ``datasets`` default: every non-signal dataset of the manifest.
     """
+    from symnplm.io.samples import read_manifest
     from symnplm.processors.inputs import is_signal
-    from symnplm.samples import read_manifest
 
     processed = Path(processed)
     manifest = read_manifest(processed)
@@ -376,7 +376,8 @@ def plot_sensitivity(
 ) -> list[Path]:
     """Z against the injected branching ratio (Fig. 5) and median Z against Z_id (Fig. 4).
 
-    ``scan`` is the content of ``sensitivity.json`` (:func:`symnplm.scan.write_scan`).
+    ``scan`` is the content of ``sensitivity.json``
+    (:func:`symnplm.workflow.sensitivity.write_scan`).
     """
     points = scan["points"]
     # dtype=float also parses the "inf" strings that JSON files hold for infinities
@@ -423,7 +424,7 @@ def plot_sensitivity(
 def plot_closure(
     summary: dict, directory: str | os.PathLike[str], formats: Sequence[str] = FORMATS
 ) -> list[Path]:
-    """Figures of a closure study (:mod:`symnplm.closure`).
+    """Figures of a closure study (:mod:`symnplm.workflow.closure`).
 
     Per observable, ``closure_<observable>``: the pseudo-experiments' p-values (left;
     flat under the null, with the binomial ±1σ band) and their t against the null of

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from symnplm.generation.cli import add_parser, build_config
+from symnplm.cli.generate import add_parser, build_config
 from symnplm.generation.presets import ALL_PROCESSES
 from symnplm.generation.production import load_fileset
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from symnplm.engine import FitConfig
+from symnplm.generation.toymodels import ToyModel
 from symnplm.inference import (
     BinnedTest,
     CalibrationResult,
@@ -16,8 +17,7 @@ from symnplm.inference import (
     quantile_edges,
     toy_null,
 )
-from symnplm.samples import Sample
-from symnplm.toymodels import ToyModel
+from symnplm.io.samples import Sample
 
 FAST = FitConfig(optimizer="newton", max_iter=25)
 

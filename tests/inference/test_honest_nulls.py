@@ -14,8 +14,8 @@ from symnplm.inference import BinnedTest, SymmetrizedTest
 from symnplm.inference.calculators import permutation_null, permutation_weights
 from symnplm.inference.diagnostics import binned_diagnostics
 from symnplm.inference.reweighting import ReweightingUncertainty
-from symnplm.samples import Sample
-from symnplm.workflow import unweight
+from symnplm.io.samples import Sample
+from symnplm.workflow.runs import unweight
 
 
 # -- pseudo-data -----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from symnplm.generation.toymodels import SIGNALS, background_pdf, signal_pdf
 from symnplm.inference import BinnedTest
 from symnplm.inference.ideal_significance import (
     asimov_symmetrized_score,
@@ -10,8 +11,7 @@ from symnplm.inference.ideal_significance import (
     ideal_significance,
     ideal_symmetrized_score,
 )
-from symnplm.samples import Sample
-from symnplm.toymodels import SIGNALS, background_pdf, signal_pdf
+from symnplm.io.samples import Sample
 
 
 @pytest.mark.parametrize("signal", ["S1", "S2", "S3"])

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from symnplm.cli import main as symnplm_main
-from symnplm.inference.cli import main
-from symnplm.samples import Sample
+from symnplm.cli.test import main
+from symnplm.io.samples import Sample
 
 
 def test_toy_run_prints_and_writes_a_result(tmp_path, capsys):

@@ -5,6 +5,7 @@ import pytest
 from scipy import stats
 
 from symnplm.engine import BinwiseFunction, FitConfig
+from symnplm.generation.toymodels import ToyModel
 from symnplm.inference import (
     BinnedTest,
     CrossEntropyTest,
@@ -12,8 +13,7 @@ from symnplm.inference import (
     SymmetrizedTest,
     quantile_edges,
 )
-from symnplm.samples import Sample
-from symnplm.toymodels import ToyModel
+from symnplm.io.samples import Sample
 
 NEWTON = FitConfig(optimizer="newton", max_iter=60)
 NEWTON64 = FitConfig(optimizer="newton", dtype="float64", tol=1e-10, max_iter=100)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from symnplm.toymodels import ToyModel, background_pdf, sample_signal, signal_pdf
+from symnplm.generation.toymodels import ToyModel, background_pdf, sample_signal, signal_pdf
 
 
 @pytest.mark.parametrize(("name", "mean"), [("S1", 6.4), ("S2", 3.0), ("S3", 1.6)])

@@ -9,10 +9,10 @@ import pytest
 import uproot
 from handmade_nanoaod import Event, Lepton, write_fileset, write_nanoaod
 
+from symnplm.io.samples import EmptySelectionError, load_sample, read_manifest
 from symnplm.processors.emu import EMuProcessor
 from symnplm.processors.inputs import DamagedFileError, InputError
 from symnplm.processors.runner import process_fileset
-from symnplm.samples import EmptySelectionError, load_sample, read_manifest
 
 FAST = {"scale_nus": [], "normalisation": None}
 

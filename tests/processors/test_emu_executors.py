@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from handmade_nanoaod import Event, Lepton, write_fileset, write_nanoaod
 
-from symnplm.booking import read_hists
+from symnplm.io.booking import read_hists
+from symnplm.io.samples import load_sample, read_manifest
 from symnplm.processors.emu import EMuProcessor
 from symnplm.processors.runner import process_fileset
-from symnplm.samples import load_sample, read_manifest
 
 SEED = 20240109
 

@@ -10,13 +10,13 @@ import pytest
 from coffea.nanoevents import NanoEventsFactory
 from handmade_nanoaod import Event, Lepton, write_fileset, write_nanoaod
 
-from symnplm.booking import read_hists
+from symnplm.io.booking import read_hists
+from symnplm.io.samples import load_sample, read_manifest
 from symnplm.physics import SELECTIONS, TWO_BODY_FEATURES, EfficiencyRatio
 from symnplm.processors.efficiency_map import measure_from_output
 from symnplm.processors.emu import EMuNanoAODSchema, EMuProcessor
 from symnplm.processors.inputs import InputError
 from symnplm.processors.runner import process_fileset
-from symnplm.samples import load_sample, read_manifest
 
 XSEC, LUMI = 2.0, 1000.0
 

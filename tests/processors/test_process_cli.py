@@ -9,8 +9,8 @@ import pytest
 from handmade_nanoaod import Event, Lepton, write_fileset, write_nanoaod
 
 from symnplm.cli import SUBCOMMANDS
+from symnplm.io.samples import load_sample, read_manifest
 from symnplm.physics import EfficiencyRatio
-from symnplm.samples import load_sample, read_manifest
 
 
 def parser() -> argparse.ArgumentParser:

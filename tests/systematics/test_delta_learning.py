@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from symnplm.engine import MLP
-from symnplm.fileio import write_json
-from symnplm.samples import Sample, sample_path
+from symnplm.io.files import write_json
+from symnplm.io.samples import Sample, sample_path
 from symnplm.systematics import (
     DeltaObjective,
     LearnedNuisance,

@@ -11,7 +11,7 @@ from scipy import optimize
 
 from symnplm.engine import MLP, BinwiseFunction, FitConfig
 from symnplm.inference.test_statistics import BinnedTest, ReplicaBatch
-from symnplm.samples import Sample
+from symnplm.io.samples import Sample
 from symnplm.systematics import (
     AsymmetryNuisance,
     NormalisationNuisance,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symnplm.booking import write_hists
-from symnplm.fileio import write_json
+from symnplm.io.booking import write_hists
+from symnplm.io.files import write_json
+from symnplm.io.samples import Sample, sample_path
 from symnplm.physics.kinematics import EMU_COLUMNS
 from symnplm.processors.histograms import book_histograms, fill_histograms
-from symnplm.samples import Sample, sample_path
 
 #: dataset -> (metadata, events per category, weight)
 DATASETS = {

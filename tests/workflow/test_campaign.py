@@ -11,11 +11,11 @@ import time
 import numpy as np
 import pytest
 
-from symnplm.campaign import Campaign, CampaignIncomplete, dask_client
 from symnplm.engine import FitConfig
+from symnplm.generation.toymodels import ToyModel
 from symnplm.inference import SymmetrizedTest, calibrate, permutation_null
 from symnplm.inference.results import CalibrationResult
-from symnplm.toymodels import ToyModel
+from symnplm.workflow.campaign import Campaign, CampaignIncomplete, dask_client
 
 FAST = FitConfig(optimizer="newton", max_iter=15)
 

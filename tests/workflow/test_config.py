@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from symnplm import config as C
 from symnplm.cli import main
 from symnplm.physics.kinematics import TWO_BODY_FEATURES
+from symnplm.workflow import config as C
 
 
 def test_yaml_and_toml_describe_the_same_run(tmp_path):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from symnplm.cli import main
-from symnplm.demo import default_efficiency_map, default_fileset
+from symnplm.workflow.demo import default_efficiency_map, default_fileset
 
 SMALL = ("ww", "tw", "wz", "ggh_htaue", "vbfh_htaue")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from symnplm.cli import main
-from symnplm.config import from_dict
 from symnplm.plotting import plot_kinematics, plot_result
-from symnplm.workflow import run
+from symnplm.workflow.config import from_dict
+from symnplm.workflow.runs import run
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from symnplm.cli import main
-from symnplm.config import from_dict
 from symnplm.inference import p_to_z
-from symnplm.scan import ideal_z, sensitivity_scan
+from symnplm.workflow.config import from_dict
+from symnplm.workflow.sensitivity import ideal_z, sensitivity_scan
 
 
 def test_z_grows_with_the_injected_signal(processed):

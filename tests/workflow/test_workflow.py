@@ -9,12 +9,12 @@ import pickle
 import numpy as np
 import pytest
 
-from symnplm import booking
 from symnplm.cli import main
-from symnplm.config import ConfigError, RunConfig, from_dict
+from symnplm.io import booking
+from symnplm.io.samples import Sample
 from symnplm.processors.inputs import InputError, background_luminosity_fb
-from symnplm.samples import Sample
-from symnplm.workflow import prepare_samples, run, unweight
+from symnplm.workflow.config import ConfigError, RunConfig, from_dict
+from symnplm.workflow.runs import prepare_samples, run, unweight
 
 
 def test_thinning_keeps_the_expected_counts_and_never_repeats_an_event():

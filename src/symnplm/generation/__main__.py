@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from symnplm.generation.cli import add_parser
+from symnplm.cli.generate import add_parser
 
 
 def main(argv: list[str] | None = None) -> int:

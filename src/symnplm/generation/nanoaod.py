@@ -36,8 +36,8 @@ import numpy as np
 import uproot
 import uproot.writing._cascadetree
 
-from symnplm.fileio import atomic_path
 from symnplm.generation.detector import Collection, RecoEvents
+from symnplm.io.files import atomic_path
 
 #: Object stored in every file with the generation metadata (JSON in a TObjString).
 METADATA_KEY = "symnplm_metadata"

@@ -38,13 +38,13 @@ from typing import Any
 
 import numpy as np
 
-from symnplm.fileio import read_json, write_json
 from symnplm.generation import nanoaod, truth
 from symnplm.generation.detector import Collection, RecoEvents, child_seed, simulate
 from symnplm.generation.detector_config import DetectorConfig
 from symnplm.generation.event_generator import PYTHIA_SEED_MAX, PythiaGenerator
 from symnplm.generation.processes import ProcessSpec, all_processes, check_branching_ratio
-from symnplm.provenance import package_versions
+from symnplm.io.files import read_json, write_json
+from symnplm.io.provenance import package_versions
 
 FILESET_NAME = "fileset.json"
 #: Events per Pythia batch (memory: ~0.1 kB per particle, ~600 particles per tt̄ event).

@@ -2,6 +2,6 @@
 
 import sys
 
-from symnplm.inference.cli import main
+from symnplm.cli.test import main
 
 sys.exit(main())

@@ -39,7 +39,7 @@ from symnplm.inference.significance import (
     p_to_z,
 )
 from symnplm.inference.test_statistics import ReplicaBatch, TwoSampleTest
-from symnplm.samples import Sample, as_sample
+from symnplm.io.samples import Sample, as_sample
 
 STREAM_PERMUTATION = 1
 STREAM_TOYS = 2

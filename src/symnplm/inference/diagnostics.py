@@ -12,7 +12,7 @@ uncertainty of a label-dependent reweighting redrawn in every replica
 every bin is populated.
 
 >>> import numpy as np
->>> from symnplm.samples import Sample
+>>> from symnplm.io.samples import Sample
 >>> rng = np.random.default_rng(1)
 >>> a = Sample(rng.normal(size=(2000, 2)), names=("x", "y"))
 >>> b = Sample(rng.normal(size=(2000, 2)), names=("x", "y"))
@@ -32,7 +32,7 @@ from symnplm.inference.calculators import permutation_weights
 from symnplm.inference.reweighting import ReweightingUncertainty
 from symnplm.inference.significance import asymptotic_pvalue, empirical_pvalue, p_to_z
 from symnplm.inference.test_statistics import BinnedTest, ReplicaBatch
-from symnplm.samples import Sample
+from symnplm.io.samples import Sample
 
 __all__ = ["BinnedDiagnostic", "DiagnosticBinning", "binned_diagnostics"]
 

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from symnplm.engine.models import MLP, BinwiseFunction
-from symnplm.fileio import read_json, write_json, write_npz
 from symnplm.inference.significance import Chi2Fit, asymptotic_pvalue, asymptotic_z
+from symnplm.io.files import read_json, write_json, write_npz
 
 RESULT_JSON = "result.json"
 RESULT_ARRAYS = "arrays.npz"

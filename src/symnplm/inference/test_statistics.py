@@ -34,8 +34,8 @@ from symnplm.engine import (
 )
 from symnplm.engine import fit as run_fit
 from symnplm.inference.results import TestResult
-from symnplm.provenance import provenance
-from symnplm.samples import Sample, as_sample
+from symnplm.io.provenance import provenance
+from symnplm.io.samples import Sample, as_sample
 
 STREAM_INIT = 0  # seed stream of network initialisations (see calculators for the others)
 

@@ -76,7 +76,7 @@ from typing import Any
 
 import numpy as np
 
-from symnplm.fileio import atomic_path
+from symnplm.io.files import atomic_path
 
 #: Default pT bin edges (GeV); values beyond the last edge use the last bin.
 DEFAULT_PT_EDGES: tuple[float, ...] = (
@@ -533,7 +533,7 @@ def measure_efficiency_ratio(
         "seed": int(seed),
         "measured_on": dict(measured_on) if measured_on is not None else None,
     }
-    from symnplm.provenance import package_versions
+    from symnplm.io.provenance import package_versions
 
     record["versions"] = package_versions()
     description = (

@@ -37,9 +37,9 @@ import torch
 
 from symnplm.engine import MLP, FitConfig, fit
 from symnplm.engine.objectives import Model, _widest
-from symnplm.fileio import read_json, write_json
-from symnplm.provenance import provenance
-from symnplm.samples import Sample, load_sample
+from symnplm.io.files import read_json, write_json
+from symnplm.io.provenance import provenance
+from symnplm.io.samples import Sample, load_sample
 
 ACCUMULATE = torch.float64
 
@@ -151,7 +151,7 @@ def variation_set_from_processor(
     Parameters
     ----------
     outdir, dataset, category
-        As for :func:`symnplm.samples.load_sample`.
+        As for :func:`symnplm.io.samples.load_sample`.
     source
         Variation source, e.g. ``"muon_scale"`` or ``"electron_scale"``.
     features

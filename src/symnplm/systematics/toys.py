@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from symnplm.samples import Sample
+from symnplm.io.samples import Sample
 from symnplm.systematics.delta_learning import VariationSet
 
 

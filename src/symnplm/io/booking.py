@@ -38,15 +38,15 @@ import uhi.io.json
 from hist.serialization import from_uhi, to_uhi
 from scipy import stats
 
-from symnplm.fileio import atomic_path, read_json, write_json
 from symnplm.inference.results import CalibrationResult
-from symnplm.provenance import provenance
-from symnplm.samples import Sample
+from symnplm.io.files import atomic_path, read_json, write_json
+from symnplm.io.provenance import provenance
+from symnplm.io.samples import Sample
 
 if TYPE_CHECKING:
-    from symnplm.config import RunConfig
     from symnplm.inference.diagnostics import BinnedDiagnostic
     from symnplm.inference.reweighting import ReweightingUncertainty
+    from symnplm.workflow.config import RunConfig
 
 RUN_JSON = "run.json"
 HISTS_JSON = "hists.json"

@@ -1,7 +1,8 @@
 """The ``symnplm`` command line.
 
-Each sub-command lives next to the code it drives and registers itself through an
-``add_parser(subparsers)`` function that returns the parser and sets
+Each sub-command registers itself through an ``add_parser(subparsers)`` function
+(in this package: ``test``, ``generate``, ``plot``/``demo``/``sensitivity``/``closure``;
+``symnplm process`` comes with the coffea processors) that returns the parser and sets
 ``func=callable(args) -> int`` as its default. Add a line to ``SUBCOMMANDS`` to
 register a new one; modules are imported only when the CLI starts.
 """
@@ -17,13 +18,13 @@ from symnplm import __version__
 
 #: name -> "module:function" providing ``add_parser(subparsers)``.
 SUBCOMMANDS: dict[str, str] = {
-    "test": "symnplm.inference.cli:add_parser",
-    "generate": "symnplm.generation.cli:add_parser",
+    "test": "symnplm.cli.test:add_parser",
+    "generate": "symnplm.cli.generate:add_parser",
     "process": "symnplm.processors.cli:add_parser",
-    "plot": "symnplm.commands:add_plot_parser",
-    "demo": "symnplm.commands:add_demo_parser",
-    "sensitivity": "symnplm.commands:add_sensitivity_parser",
-    "closure": "symnplm.commands:add_closure_parser",
+    "plot": "symnplm.cli.commands:add_plot_parser",
+    "demo": "symnplm.cli.commands:add_demo_parser",
+    "sensitivity": "symnplm.cli.commands:add_sensitivity_parser",
+    "closure": "symnplm.cli.commands:add_closure_parser",
 }
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from symnplm.fileio import atomic_path
+from symnplm.io.files import atomic_path
 
 WEIGHT_COLUMN = "weight"
 _META_KEY = b"symnplm.provenance"
@@ -272,7 +272,7 @@ def sample_path(
 
 def read_manifest(outdir: str | os.PathLike[str]) -> dict[str, Any]:
     """The manifest of a processor output directory; an error if the run did not complete."""
-    from symnplm.fileio import read_json
+    from symnplm.io.files import read_json
 
     path = Path(outdir) / MANIFEST_NAME
     if not path.exists():

@@ -43,13 +43,13 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from symnplm.config import InjectionSpec, RunConfig
-from symnplm.fileio import write_json
 from symnplm.inference.calculators import pairs_batch, relabel, replica_rng
 from symnplm.inference.diagnostics import DiagnosticBinning
 from symnplm.inference.significance import empirical_pvalue, p_to_z
-from symnplm.provenance import provenance
-from symnplm.samples import Sample
+from symnplm.io.files import write_json
+from symnplm.io.provenance import provenance
+from symnplm.io.samples import Sample
+from symnplm.workflow.config import InjectionSpec, RunConfig
 
 __all__ = ["ClosureSettings", "run_closure"]
 
@@ -106,9 +106,9 @@ def _process(fileset: Path, out: Path, client: Any, efficiency: Path | None, qui
 
 def _measure_map(processed: Path, path: Path, settings: ClosureSettings) -> Path:
     """The map of ``processed``'s background, written to ``path``."""
+    from symnplm.io.samples import read_manifest
     from symnplm.processors.efficiency_map import measure_from_output
     from symnplm.processors.inputs import is_signal
-    from symnplm.samples import read_manifest
 
     fileset = read_manifest(processed)["fileset"]
     background = sorted(d for d, e in fileset.items() if not is_signal(e["metadata"]))
@@ -138,9 +138,9 @@ class _Pool:
 
     @classmethod
     def load(cls, cfg: RunConfig) -> _Pool:
+        from symnplm.io.samples import read_manifest
         from symnplm.physics.efficiency import EfficiencyRatio
-        from symnplm.samples import read_manifest
-        from symnplm.workflow import load_inputs
+        from symnplm.workflow.runs import load_inputs
 
         # the whole sample's own reweighting uncertainty is not needed: each PE gets its own
         inputs = load_inputs(dataclasses.replace(cfg, map_uncertainty=False))
@@ -184,7 +184,7 @@ class _Pool:
 
     def relabelled(self, a: Sample, b: Sample, rng: np.random.Generator) -> tuple[Sample, Sample]:
         """One relabelling of A ∪ B, the map's uncertainty redrawn (a null replica)."""
-        from symnplm.workflow import map_uncertainty
+        from symnplm.workflow.runs import map_uncertainty
 
         pooled = Sample.concatenate([a, b])
         wa, wb = relabel(pooled.weights, len(a), rng, map_uncertainty(self.cfg, a, b))
@@ -197,7 +197,7 @@ class _Pool:
 
 def _engine(cfg: RunConfig, s: Sample) -> Sample:
     """The engine's view of a column sample: the features, scaled."""
-    from symnplm.workflow import scale_features
+    from symnplm.workflow.runs import scale_features
 
     return scale_features(s.select(list(cfg.feature_names)), cfg)
 
@@ -254,7 +254,7 @@ def _split_campaign(
 # the study
 # ---------------------------------------------------------------------------------------
 def _config(settings: ClosureSettings, processed: Path, observable: str, out: Path) -> RunConfig:
-    from symnplm.workflow import emu_vs_mue
+    from symnplm.workflow.runs import emu_vs_mue
 
     return emu_vs_mue(
         processed,
@@ -270,7 +270,8 @@ def _config(settings: ClosureSettings, processed: Path, observable: str, out: Pa
 
 def _full(cfg: RunConfig, client: Any) -> tuple[dict[str, Any], Any]:
     """The full-sample test of ``cfg`` (figures in its result directory)."""
-    from symnplm import plotting, workflow
+    from symnplm import plotting
+    from symnplm.workflow import runs as workflow
 
     start = time.perf_counter()
     full = workflow.run(cfg, client=client)
@@ -296,7 +297,7 @@ def _variant(
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     """Full tests, split PEs and (corrected only) signal PEs for every observable."""
-    from symnplm import workflow
+    from symnplm.workflow import runs as workflow
 
     result: dict[str, Any] = {}
     # every observable sees the same PEs and relabellings: their diagnostics are computed once
@@ -366,7 +367,7 @@ def _signal(
     settings: ClosureSettings, pool: _Pool, cfg: RunConfig, test: Any, log: Callable, obs: str
 ) -> dict[str, Any]:
     """Median Z of PEs with H→τe injected, against relabelled SM PEs at the same luminosity."""
-    from symnplm.samples import read_manifest
+    from symnplm.io.samples import read_manifest
 
     present = set(read_manifest(cfg.input)["fileset"])
     datasets = [d for d in settings.signal_datasets if d in present]
@@ -402,7 +403,7 @@ def _signal(
 def run_closure(settings: ClosureSettings, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the closure study (module docstring); writes ``closure.json`` and figures."""
     from symnplm import plotting
-    from symnplm.campaign import dask_client
+    from symnplm.workflow.campaign import dask_client
 
     if settings.splits < 2:
         raise ValueError(f"splits must be >= 2, got {settings.splits}")

@@ -2,8 +2,8 @@
 
 :func:`prepare_samples` assembles A and B (processor output, parquet files or the toy
 model), :func:`build_test` the statistic, and :func:`run` does the whole chain: the
-observed fit here, the null replicas as a resumable :mod:`~symnplm.campaign` on a
-dask cluster, then :func:`symnplm.booking.write_result`.
+observed fit here, the null replicas as a resumable :mod:`~symnplm.workflow.campaign` on a
+dask cluster, then :func:`symnplm.io.booking.write_result`.
 
 Every result on processor output carries binned diagnostics (G-tests per feature and
 in the (η_lead, η_sub) plane, :mod:`symnplm.inference.diagnostics`) calibrated like the
@@ -15,7 +15,7 @@ Result directory (``cfg.output``)::
     run.json             t, p, Z, dof, diagnostics, configuration, seed, versions, timing
     config.yaml          the run description (``symnplm test --config`` reruns it)
     result.json, arrays.npz   the CalibrationResult (fitted parameters, null t values)
-    hists.json           hist objects (see symnplm.booking)
+    hists.json           hist objects (see symnplm.io.booking)
     campaign/            one file per finished batch of null replicas
 """
 
@@ -31,9 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from symnplm.config import ConfigError, RunConfig, StatisticSpec
 from symnplm.engine import FitConfig
-from symnplm.fileio import check_writable_directory
 from symnplm.inference.calculators import calibrated
 from symnplm.inference.diagnostics import BinnedDiagnostic, binned_diagnostics
 from symnplm.inference.results import CalibrationResult
@@ -47,8 +45,10 @@ from symnplm.inference.test_statistics import (
     TwoSampleTest,
     quantile_edges,
 )
+from symnplm.io.files import check_writable_directory
+from symnplm.io.samples import MANIFEST_NAME, Sample, load_sample, read_manifest
 from symnplm.processors.inputs import background_luminosity_fb, is_signal
-from symnplm.samples import MANIFEST_NAME, Sample, load_sample, read_manifest
+from symnplm.workflow.config import ConfigError, RunConfig, StatisticSpec
 
 if TYPE_CHECKING:
     from symnplm.physics.efficiency import EfficiencyRatio
@@ -286,7 +286,7 @@ def load_inputs(cfg: RunConfig) -> RunInputs:
     """
     rng = np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(STREAM_UNWEIGHT,)))
     if cfg.source == "toy":
-        from symnplm.toymodels import ToyModel
+        from symnplm.generation.toymodels import ToyModel
 
         toy = cfg.toy
         return RunInputs(*ToyModel(toy.n_a, toy.n_b, toy.signal, toy.n_signal)(rng))
@@ -347,7 +347,7 @@ def emu_vs_mue(
     features, 5-4-1); the weights are used as they are (no pseudo-data), and the
     processed output's efficiency map, if any, has its uncertainty redrawn per permutation.
     """
-    from symnplm.config import CalibrationSpec, InjectionSpec, StatisticSpec
+    from symnplm.workflow.config import CalibrationSpec, InjectionSpec, StatisticSpec
 
     if observable not in ("m_coll", "5d"):
         raise ConfigError(f"observable must be 'm_coll' or '5d', got {observable!r}")
@@ -494,10 +494,10 @@ def run(
         ``progress(done, total)`` after every finished batch.
     max_batches
         Compute at most this many new batches, then stop with
-        :class:`~symnplm.campaign.CampaignIncomplete` (used to test resumption).
+        :class:`~symnplm.workflow.campaign.CampaignIncomplete` (used to test resumption).
     """
-    from symnplm import booking
-    from symnplm.campaign import Campaign
+    from symnplm.io import booking
+    from symnplm.workflow.campaign import Campaign
 
     if cfg.output is not None:
         try:
@@ -518,7 +518,7 @@ def run(
     timing["samples_s"] = time.perf_counter() - start
     out = Path(cfg.output) if cfg.output is not None else None
     if out is not None:
-        from symnplm.config import dump_yaml
+        from symnplm.workflow.config import dump_yaml
 
         dump_yaml(cfg, out / "config.yaml")
 

@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 
-from symnplm.fileio import read_json, write_json, write_npz
 from symnplm.inference.calculators import (
     bootstrap_batch,
     default_batch_size,
@@ -42,7 +41,8 @@ from symnplm.inference.calculators import (
 from symnplm.inference.results import NullDistribution
 from symnplm.inference.reweighting import ReweightingUncertainty
 from symnplm.inference.test_statistics import TwoSampleTest
-from symnplm.samples import Sample
+from symnplm.io.files import read_json, write_json, write_npz
+from symnplm.io.samples import Sample
 
 CAMPAIGN_JSON = "campaign.json"
 #: replicas per batch when none is given (bounded by memory, see default_batch_size)

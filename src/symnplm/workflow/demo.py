@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from symnplm.config import RunConfig
-from symnplm.fileio import atomic_path, read_json, write_json
 from symnplm.inference.significance import asymptotic_z
+from symnplm.io.files import atomic_path, read_json, write_json
+from symnplm.workflow.config import RunConfig
 
 
 def default_fileset() -> Path:
@@ -101,7 +101,7 @@ def _process(settings: DemoSettings, client: Any, log: Any) -> Path:
 
 def run_config(settings: DemoSettings, processed: Path, observable: str) -> RunConfig:
     """The run description of one demo test."""
-    from symnplm.workflow import emu_vs_mue
+    from symnplm.workflow.runs import emu_vs_mue
 
     sub = Path("." if settings.use_efficiency_map else "uncorrected")
     if settings.inject_br > 0:
@@ -189,9 +189,10 @@ def run_demo(settings: DemoSettings) -> list[dict[str, Any]]:
     from rich.console import Console
     from rich.table import Table
 
-    from symnplm import plotting, workflow
-    from symnplm.campaign import dask_client
-    from symnplm.progress import progress_bar
+    from symnplm import plotting
+    from symnplm.workflow import runs as workflow
+    from symnplm.workflow.campaign import dask_client
+    from symnplm.workflow.progress import progress_bar
 
     console = Console(stderr=True)
     settings.outdir.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from symnplm.samples import Sample
+from symnplm.io.samples import Sample
 
 SIGNALS: dict[str, dict[str, float]] = {
     "S1": {"mean": 6.4, "sigma": 0.16},

@@ -464,7 +464,7 @@ def dump_yaml(cfg: RunConfig, path: str | os.PathLike[str]) -> Path:
     """Write ``cfg`` as YAML (atomically); :func:`load` reads it back to an equal config."""
     import yaml
 
-    from symnplm.fileio import atomic_path
+    from symnplm.io.files import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:

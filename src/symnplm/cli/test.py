@@ -3,7 +3,7 @@
 Samples come from the output of ``symnplm process`` (``--input DIR``, categories
 ``emu`` and ``mue`` of all background datasets by default), from two parquet files
 (``--a FILE --b FILE``) or from the toy model of 2401.09530 (neither). A run can be
-described in a YAML or TOML file (``--config run.yaml``, see :mod:`symnplm.config`);
+described in a YAML or TOML file (``--config run.yaml``, see :mod:`symnplm.workflow.config`);
 flags given on the command line override the file's keys.
 
 Every result on processor output reports binned diagnostics: G-tests of A against B
@@ -55,7 +55,7 @@ def _calibration(text: str) -> tuple[str, int | None]:
     return name, n
 
 
-#: command-line destination -> dotted key of the run description (symnplm.config)
+#: command-line destination -> dotted key of the run description (symnplm.workflow.config)
 FLAG_KEYS: dict[str, str] = {
     "input": "input",
     "a": "a.path",
@@ -97,7 +97,10 @@ FLAG_KEYS: dict[str, str] = {
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``symnplm test`` (every default lives in :class:`symnplm.config.RunConfig`)."""
+    """Options of ``symnplm test``.
+
+    Every default lives in :class:`symnplm.workflow.config.RunConfig`.
+    """
     # flags not given stay absent, so that a --config file's value is not overridden
     p.argument_default = argparse.SUPPRESS
     p.add_argument("--config", type=Path, help="run description (.yaml/.yml/.toml)")
@@ -179,8 +182,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    """The :class:`~symnplm.config.RunConfig` of ``--config`` overridden by the flags given."""
-    from symnplm import config as C
+    """The :class:`~symnplm.workflow.config.RunConfig` of ``--config``, overridden by flags."""
+    from symnplm.workflow import config as C
 
     base = C.read_dict(args.config) if getattr(args, "config", None) else {}
     flags = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items() if hasattr(args, dest)}
@@ -211,9 +214,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from symnplm import workflow
-    from symnplm.campaign import CampaignIncomplete
-    from symnplm.progress import progress_bar
+    from symnplm.workflow import runs as workflow
+    from symnplm.workflow.campaign import CampaignIncomplete
+    from symnplm.workflow.progress import progress_bar
 
     err = Console(stderr=True, soft_wrap=True)
     try:

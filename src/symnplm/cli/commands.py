@@ -62,7 +62,7 @@ def run_plot(args: argparse.Namespace) -> int:
 
 def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``symnplm demo``."""
-    from symnplm.demo import DemoSettings
+    from symnplm.workflow.demo import DemoSettings
 
     d = DemoSettings()
     p = subparsers.add_parser(
@@ -110,8 +110,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from symnplm.demo import DemoSettings
-    from symnplm.demo import run_demo as _run
+    from symnplm.workflow.demo import DemoSettings
+    from symnplm.workflow.demo import run_demo as _run
 
     settings = DemoSettings(
         outdir=args.outdir,
@@ -148,7 +148,7 @@ def add_sensitivity_parser(subparsers: argparse._SubParsersAction) -> argparse.A
             "Samples, features and statistic as in `symnplm test` (--config or flags)."
         ),
     )
-    from symnplm.inference.cli import add_arguments
+    from symnplm.cli.test import add_arguments
 
     add_arguments(p)
     p.add_argument(
@@ -166,10 +166,11 @@ def run_sensitivity(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from symnplm import plotting, scan
-    from symnplm.fileio import read_json
-    from symnplm.inference.cli import config_from_args
-    from symnplm.progress import progress_bar
+    from symnplm import plotting
+    from symnplm.cli.test import config_from_args
+    from symnplm.io.files import read_json
+    from symnplm.workflow import sensitivity as scan
+    from symnplm.workflow.progress import progress_bar
 
     err = Console(stderr=True, soft_wrap=True)
     try:
@@ -209,7 +210,7 @@ def run_sensitivity(args: argparse.Namespace) -> int:
 
 def add_closure_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``symnplm closure``."""
-    from symnplm.closure import ClosureSettings
+    from symnplm.workflow.closure import ClosureSettings
 
     d = ClosureSettings(Path(), Path(), Path())
     p = subparsers.add_parser(
@@ -263,8 +264,8 @@ def run_closure(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from symnplm.closure import ClosureSettings
-    from symnplm.closure import run_closure as _run
+    from symnplm.workflow.closure import ClosureSettings
+    from symnplm.workflow.closure import run_closure as _run
 
     console = Console(stderr=True, soft_wrap=True)
     settings = ClosureSettings(

@@ -29,14 +29,14 @@ from typing import Any
 
 import numpy as np
 
-from symnplm.config import RunConfig
-from symnplm.fileio import write_json
 from symnplm.inference.calculators import toy_null
 from symnplm.inference.ideal_significance import binned_ideal_significance
 from symnplm.inference.significance import asymptotic_z, empirical_pvalue, fit_chi2_dof, p_to_z
-from symnplm.provenance import provenance
-from symnplm.samples import Sample
-from symnplm.workflow import build_test, prepare_samples, unweight
+from symnplm.io.files import write_json
+from symnplm.io.provenance import provenance
+from symnplm.io.samples import Sample
+from symnplm.workflow.config import RunConfig
+from symnplm.workflow.runs import build_test, prepare_samples, unweight
 
 Progress = Callable[[int, int], None]
 
@@ -70,7 +70,7 @@ class SensitivityPoint:
 def _weighted(cfg: RunConfig, br: float) -> RunConfig:
     inject = dataclasses.replace(cfg.inject, branching_ratio=br) if cfg.inject else None
     if inject is None and br > 0:
-        from symnplm.config import InjectionSpec
+        from symnplm.workflow.config import InjectionSpec
 
         inject = InjectionSpec(branching_ratio=br)
     return dataclasses.replace(cfg, unweight="none", inject=inject)
