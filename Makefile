@@ -6,28 +6,39 @@ BIN    := $(VENV)/bin
 # The CPU build of torch (on local disk on the development machines). Installing it
 # before the package keeps pip from resolving `torch>=2.3` to a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
-STAMP  := $(VENV)/.symnplm-installed
+# `make demo` installs what the demo needs (the `all` extra); `make test` adds the
+# test tools and Pythia 8 (`test` extra) on top.
+BASE   := $(VENV)/.symnplm-base
+DEMO   := $(VENV)/.symnplm-all
+TESTS  := $(VENV)/.symnplm-test
 
 .PHONY: venv test demo bench lint clean
 
-venv: $(STAMP)
+venv: $(DEMO)
 
-$(STAMP): pyproject.toml
+$(BASE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	touch $@
+
+$(DEMO): $(BASE)
+	$(BIN)/python -m pip install --quiet -e '.[all]'
+	touch $@
+
+$(TESTS): $(DEMO)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-test: $(STAMP)
+test: $(TESTS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-demo: $(STAMP)
+demo: $(DEMO)
 	$(BIN)/symnplm demo
 
-bench: $(STAMP)
+bench: $(TESTS)
 	$(BIN)/python -m benchmarks
 
-lint: $(STAMP)
+lint: $(TESTS)
 	$(BIN)/ruff check src processors tests benchmarks
 	$(BIN)/ruff format --check src processors tests benchmarks
 

@@ -34,8 +34,8 @@ import mplhep as hep
 import numpy as np
 import uproot
 
-from symnplm.generation.production import load_fileset
 from symnplm.io.files import write_json
+from symnplm.io.filesets import load_fileset
 from symnplm.io.provenance import provenance
 from symnplm.physics.kinematics import emu_features
 from symnplm.physics.selection import select_emu

@@ -308,8 +308,8 @@ def plot_kinematics(
 
     ``datasets`` default: every non-signal dataset of the manifest.
     """
+    from symnplm.io.filesets import is_signal
     from symnplm.io.samples import read_manifest
-    from symnplm.processors.inputs import is_signal
 
     processed = Path(processed)
     manifest = read_manifest(processed)

@@ -8,7 +8,7 @@ import pytest
 
 from symnplm.cli.generate import add_parser, build_config
 from symnplm.generation.presets import ALL_PROCESSES
-from symnplm.generation.production import load_fileset
+from symnplm.io.filesets import load_fileset
 
 
 @pytest.fixture

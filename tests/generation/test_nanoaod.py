@@ -11,7 +11,7 @@ import uproot
 from coffea.nanoevents import NanoAODSchema, NanoEventsFactory
 
 from symnplm.generation.nanoaod import round_mantissa
-from symnplm.generation.production import load_fileset
+from symnplm.io.filesets import load_fileset
 
 
 @pytest.fixture(scope="module")

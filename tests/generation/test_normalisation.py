@@ -14,7 +14,7 @@ import uproot
 from symnplm.generation import truth
 from symnplm.generation.event_generator import PythiaGenerator
 from symnplm.generation.processes import all_processes, get_process
-from symnplm.generation.production import load_fileset
+from symnplm.io.filesets import load_fileset
 
 # PDG 2022
 BR_W_LNU = 0.1086

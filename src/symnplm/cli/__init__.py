@@ -42,14 +42,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: optional top-level module -> the extra that installs it (pyproject.toml)
+OPTIONAL_MODULES: dict[str, str] = {
+    **dict.fromkeys(
+        ("awkward", "uproot", "vector", "coffea", "correctionlib", "pyarrow", "hist", "uhi"),
+        "all",
+    ),
+    **dict.fromkeys(("matplotlib", "mplhep", "dask", "distributed", "yaml", "rich"), "all"),
+    **dict.fromkeys(("pythia8mc", "numba"), "generate"),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``symnplm`` script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args) or 0)
+    except ModuleNotFoundError as err:
+        # a core-only install (numpy, scipy, torch) runs the statistics from Python;
+        # the command needs an extra: say which, not a traceback
+        top = (err.name or "").split(".")[0]
+        if top not in OPTIONAL_MODULES:
+            raise
+        print(
+            f"symnplm: this needs the optional package {top!r}: "
+            f"pip install 'symnplm[{OPTIONAL_MODULES[top]}]'",
+            file=sys.stderr,
+        )
         return 2
-    return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ _EXPORTS = {
     "GenerationConfig": "production",
     "all_processes": "processes",
     "get_process": "processes",
-    "load_fileset": "production",
     "produce": "production",
     "signal_processes": "processes",
 }

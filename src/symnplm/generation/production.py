@@ -43,7 +43,7 @@ from symnplm.generation.detector import Collection, RecoEvents, child_seed, simu
 from symnplm.generation.detector_config import DetectorConfig
 from symnplm.generation.event_generator import PYTHIA_SEED_MAX, PythiaGenerator
 from symnplm.generation.processes import ProcessSpec, all_processes, check_branching_ratio
-from symnplm.io.files import read_json, write_json
+from symnplm.io.files import write_json
 from symnplm.io.provenance import package_versions
 
 FILESET_NAME = "fileset.json"
@@ -623,22 +623,3 @@ def _count_events(path: Path) -> int:
 
     with uproot.open(path) as f:
         return int(f["Events"].num_entries)
-
-
-def load_fileset(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a fileset written by :func:`write_fileset` with file paths made absolute.
-
-    The JSON stores paths relative to its own directory, so that a dataset can be
-    moved or committed; coffea needs paths it can open from anywhere.
-    """
-    path = Path(path)
-    fileset = read_json(path)
-    base = path.resolve().parent
-    out = {}
-    for name, entry in fileset.items():
-        if not isinstance(entry, Mapping) or "files" not in entry:
-            raise ValueError(f"{path}: dataset {name!r} has no 'files' entry")
-        out[name] = dict(entry) | {
-            "files": {str(base / rel): tree for rel, tree in entry["files"].items()}
-        }
-    return out

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from symnplm.exceptions import EmptySelectionError
 from symnplm.io.files import atomic_path
 
 WEIGHT_COLUMN = "weight"
@@ -257,10 +258,6 @@ def as_sample(obj: Any, name: str = "sample") -> Sample:
 MANIFEST_NAME = "manifest.json"
 #: Sub-directory of the processor output holding the parquet samples.
 COLUMNS_DIR = "columns"
-
-
-class EmptySelectionError(ValueError):
-    """A requested dataset / category / variation has no selected event."""
 
 
 def sample_path(

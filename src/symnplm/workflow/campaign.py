@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from symnplm.exceptions import CampaignIncomplete
 from symnplm.inference.calculators import (
     bootstrap_batch,
     default_batch_size,
@@ -49,10 +50,6 @@ CAMPAIGN_JSON = "campaign.json"
 DEFAULT_BATCH = 25
 
 Progress = Callable[[int, int], None]
-
-
-class CampaignIncomplete(RuntimeError):
-    """The campaign stopped (``max_batches``) before every batch was computed."""
 
 
 def fingerprint(sample: Sample) -> str:

@@ -92,8 +92,8 @@ class ClosureSettings:
 # ---------------------------------------------------------------------------------------
 def _process(fileset: Path, out: Path, client: Any, efficiency: Path | None, quiet: bool) -> Path:
     """Processor output of ``fileset`` (reused if complete with the same configuration)."""
+    from symnplm.io.filesets import background_luminosity_fb, load_fileset
     from symnplm.processors.emu import EMuProcessor
-    from symnplm.processors.inputs import background_luminosity_fb, load_fileset
     from symnplm.processors.runner import process_once
 
     lumi_fb = background_luminosity_fb(load_fileset(fileset))
@@ -106,9 +106,9 @@ def _process(fileset: Path, out: Path, client: Any, efficiency: Path | None, qui
 
 def _measure_map(processed: Path, path: Path, settings: ClosureSettings) -> Path:
     """The map of ``processed``'s background, written to ``path``."""
+    from symnplm.io.filesets import is_signal
     from symnplm.io.samples import read_manifest
     from symnplm.processors.efficiency_map import measure_from_output
-    from symnplm.processors.inputs import is_signal
 
     fileset = read_manifest(processed)["fileset"]
     background = sorted(d for d, e in fileset.items() if not is_signal(e["metadata"]))

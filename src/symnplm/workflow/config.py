@@ -29,12 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
+from symnplm.exceptions import ConfigError
 from symnplm.physics.kinematics import TWO_BODY_FEATURES
-
-
-class ConfigError(ValueError):
-    """A run description is invalid; the message names the file and the key."""
-
 
 #: feature-set aliases accepted by ``features``
 FEATURE_SETS: dict[str, tuple[str, ...]] = {

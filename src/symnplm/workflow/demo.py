@@ -80,8 +80,8 @@ def _efficiency_map(settings: DemoSettings) -> Path | None:
 def _process(settings: DemoSettings, client: Any, log: Any) -> Path:
     """Processor output under ``outdir/processed[_uncorrected]`` (reused when complete for
     this fileset and processor configuration)."""
+    from symnplm.io.filesets import background_luminosity_fb, load_fileset
     from symnplm.processors.emu import EMuProcessor
-    from symnplm.processors.inputs import background_luminosity_fb, load_fileset
     from symnplm.processors.runner import process_once
 
     fileset = Path(settings.fileset or default_fileset())

@@ -46,8 +46,8 @@ from symnplm.inference.test_statistics import (
     quantile_edges,
 )
 from symnplm.io.files import check_writable_directory
+from symnplm.io.filesets import background_luminosity_fb, is_signal
 from symnplm.io.samples import MANIFEST_NAME, Sample, load_sample, read_manifest
-from symnplm.processors.inputs import background_luminosity_fb, is_signal
 from symnplm.workflow.config import ConfigError, RunConfig, StatisticSpec
 
 if TYPE_CHECKING:
