@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from symnplm.inference.results import CalibrationResult, NullDistribution, TestResult
-from symnplm.inference.reweighting import STREAM_REWEIGHTING, ReweightingUncertainty
+from symnplm.inference.reweighting import ReweightingUncertainty
 from symnplm.inference.significance import (
     asymptotic_pvalue,
     asymptotic_z,
@@ -38,24 +38,20 @@ from symnplm.inference.significance import (
     fit_chi2_dof,
     p_to_z,
 )
+from symnplm.inference.streams import (
+    STREAM_PERMUTATION,
+    STREAM_REWEIGHTING,
+    STREAM_TOYS,
+    replica_rng,
+)
 from symnplm.inference.test_statistics import ReplicaBatch, TwoSampleTest
 from symnplm.io.samples import Sample, as_sample
-
-STREAM_PERMUTATION = 1
-STREAM_TOYS = 2
 
 #: memory bound of one batch: replicas × events (each weight array is this many floats)
 DEFAULT_BATCH_ELEMENTS = 1 << 25
 
 ToyGenerator = Callable[[np.random.Generator], tuple[Sample | np.ndarray, Sample | np.ndarray]]
 Progress = Callable[[int, int], None]
-
-
-def replica_rng(seed: int, stream: int, replica_id: int) -> np.random.Generator:
-    """The random generator of one replica of one stream."""
-    return np.random.default_rng(
-        np.random.SeedSequence(int(seed), spawn_key=(stream, int(replica_id)))
-    )
 
 
 def default_batch_size(n_events: int, n_total: int) -> int:

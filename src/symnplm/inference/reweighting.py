@@ -27,10 +27,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["STREAM_REWEIGHTING", "ReweightingUncertainty"]
+from symnplm.inference.streams import STREAM_REWEIGHTING
 
-#: Seed stream of the reweighting draws (0-3 are inits, permutations, toys, unweighting).
-STREAM_REWEIGHTING = 5
+__all__ = ["STREAM_REWEIGHTING", "ReweightingUncertainty"]
 
 
 @dataclass(frozen=True)

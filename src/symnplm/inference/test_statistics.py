@@ -34,22 +34,9 @@ from symnplm.engine import (
 )
 from symnplm.engine import fit as run_fit
 from symnplm.inference.results import TestResult
+from symnplm.inference.streams import STREAM_INIT, stream_seeds
 from symnplm.io.provenance import provenance
 from symnplm.io.samples import Sample, as_sample
-
-STREAM_INIT = 0  # seed stream of network initialisations (see calculators for the others)
-
-
-def stream_seeds(seed: int, stream: int, replica_ids: Sequence[int], k: int = 0) -> list[int]:
-    """Independent seeds for replicas ``replica_ids``, one stream per kind of randomness.
-
-    A replica's seed depends only on (seed, stream, replica id, k), never on how the
-    replicas are batched.
-    """
-    return [
-        int(np.random.SeedSequence(int(seed), spawn_key=(stream, int(r), k)).generate_state(1)[0])
-        for r in replica_ids
-    ]
 
 
 @dataclass

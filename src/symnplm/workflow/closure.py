@@ -43,9 +43,17 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from symnplm.inference.calculators import pairs_batch, relabel, replica_rng
+from symnplm.inference.calculators import pairs_batch, relabel
 from symnplm.inference.diagnostics import DiagnosticBinning
 from symnplm.inference.significance import empirical_pvalue, p_to_z
+from symnplm.inference.streams import (
+    STREAM_CLOSURE_RELABEL,
+    STREAM_CLOSURE_SIGNAL,
+    STREAM_CLOSURE_SIGNAL_NULL,
+    STREAM_CLOSURE_SPLIT,
+    replica_rng,
+    stream_rng,
+)
 from symnplm.io.files import write_json
 from symnplm.io.provenance import provenance
 from symnplm.io.samples import Sample
@@ -53,8 +61,6 @@ from symnplm.workflow.config import InjectionSpec, RunConfig
 
 __all__ = ["ClosureSettings", "run_closure"]
 
-#: seed streams of the closure (beyond those of the calibration machinery)
-_STREAM_SPLIT, _STREAM_RELABEL, _STREAM_SIGNAL, _STREAM_SIGNAL_NULL = 11, 12, 13, 14
 #: the two productions, each tested with the map of the other
 SOURCES = ("test", "calibration")
 
@@ -157,7 +163,7 @@ class _Pool:
 
     def split(self, splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Disjoint random groups of the events of A and of B: (index in A, index in B)."""
-        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_STREAM_SPLIT,)))
+        rng = stream_rng(seed, STREAM_CLOSURE_SPLIT)
         group_a = rng.permutation(len(self.a)) % splits
         group_b = rng.permutation(len(self.b)) % splits
         return [(np.flatnonzero(group_a == k), np.flatnonzero(group_b == k)) for k in range(splits)]
@@ -236,7 +242,7 @@ def _split_campaign(
     seed, r = settings.seed, settings.relabellings
     observed = [pool.part(ia, ib) for ia, ib in pool.split(settings.splits, seed)]
     null = [
-        pool.relabelled(a, b, replica_rng(seed, _STREAM_RELABEL, k * r + j))
+        pool.relabelled(a, b, replica_rng(seed, STREAM_CLOSURE_RELABEL, k * r + j))
         for k, (a, b) in enumerate(observed)
         for j in range(r)
     ]
@@ -382,15 +388,17 @@ def _signal(
         return [p.thinned(replica_rng(seed, stream, k), lumi) for k in range(n)]
 
     null = [
-        pool.relabelled(a, b, replica_rng(seed, _STREAM_SIGNAL_NULL, k))
-        for k, (a, b) in enumerate(thinned(pool, _STREAM_SIGNAL_NULL))
+        pool.relabelled(a, b, replica_rng(seed, STREAM_CLOSURE_SIGNAL_NULL, k))
+        for k, (a, b) in enumerate(thinned(pool, STREAM_CLOSURE_SIGNAL_NULL))
     ]
     t_null = _fit_all(test, cfg, null, seed, settings.batch_size)
     out: dict[str, Any] = {"luminosity_fb": lumi, "n_null": n, "datasets": datasets, "points": []}
     for br in settings.branching_ratios:
         inject = InjectionSpec(branching_ratio=br, datasets=datasets)
         signal_pool = _Pool.load(dataclasses.replace(cfg, inject=inject, output=None))
-        t = _fit_all(test, cfg, thinned(signal_pool, _STREAM_SIGNAL), seed, settings.batch_size)
+        t = _fit_all(
+            test, cfg, thinned(signal_pool, STREAM_CLOSURE_SIGNAL), seed, settings.batch_size
+        )
         z = np.array([p_to_z(empirical_pvalue(v, t_null)) for v in t])
         q = np.percentile(z, [16, 50, 84], method="inverted_cdf").tolist()
         out["points"].append(

@@ -37,6 +37,7 @@ from symnplm.inference.diagnostics import BinnedDiagnostic, binned_diagnostics
 from symnplm.inference.results import CalibrationResult
 from symnplm.inference.reweighting import ReweightingUncertainty
 from symnplm.inference.significance import asymptotic_pvalue, asymptotic_z
+from symnplm.inference.streams import STREAM_NUISANCE, STREAM_UNWEIGHT, stream_rng
 from symnplm.inference.test_statistics import (
     BinnedTest,
     CrossEntropyTest,
@@ -54,12 +55,8 @@ if TYPE_CHECKING:
     from symnplm.physics.efficiency import EfficiencyRatio
     from symnplm.systematics import NuisanceSet
 
-#: seed stream of the unweighting (streams 0-2 are network inits, permutations, toys)
-STREAM_UNWEIGHT = 3
 #: null replicas of the binned diagnostics when the test is not calibrated by permutations
 DIAGNOSTIC_REPLICAS = 200
-#: seed stream of the nuisance (δ) learning
-STREAM_NUISANCE = 6
 
 
 # ---------------------------------------------------------------------------------------
@@ -284,7 +281,7 @@ def load_inputs(cfg: RunConfig) -> RunInputs:
 
     Randomness (thinning, toy model) comes from ``(cfg.seed, STREAM_UNWEIGHT)`` only.
     """
-    rng = np.random.default_rng(np.random.SeedSequence(cfg.seed, spawn_key=(STREAM_UNWEIGHT,)))
+    rng = stream_rng(cfg.seed, STREAM_UNWEIGHT)
     if cfg.source == "toy":
         from symnplm.generation.toymodels import ToyModel
 

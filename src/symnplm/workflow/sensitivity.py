@@ -32,6 +32,7 @@ import numpy as np
 from symnplm.inference.calculators import toy_null
 from symnplm.inference.ideal_significance import binned_ideal_significance
 from symnplm.inference.significance import asymptotic_z, empirical_pvalue, fit_chi2_dof, p_to_z
+from symnplm.inference.streams import STREAM_SENSITIVITY
 from symnplm.io.files import write_json
 from symnplm.io.provenance import provenance
 from symnplm.io.samples import Sample
@@ -149,7 +150,11 @@ def sensitivity_scan(
             test,
             n,
             generator=pseudo_experiments(a, b),
-            seed=int(np.random.SeedSequence(cfg.seed, spawn_key=(4, k)).generate_state(1)[0]),
+            seed=int(
+                np.random.SeedSequence(cfg.seed, spawn_key=(STREAM_SENSITIVITY, k)).generate_state(
+                    1
+                )[0]
+            ),
             batch_size=batch_size,
         )
         t_by_br[br] = null.t
