@@ -146,15 +146,12 @@ def sensitivity_scan(
         test = test or build_test(cfg.statistic, a, b)
         n = n_null if br == 0 else n_toys
         # each BR its own seed stream (k), every pseudo-experiment its own replica id
+        stream = np.random.SeedSequence(cfg.seed, spawn_key=(STREAM_SENSITIVITY, k))
         null = toy_null(
             test,
             n,
             generator=pseudo_experiments(a, b),
-            seed=int(
-                np.random.SeedSequence(cfg.seed, spawn_key=(STREAM_SENSITIVITY, k)).generate_state(
-                    1
-                )[0]
-            ),
+            seed=int(stream.generate_state(1)[0]),
             batch_size=batch_size,
         )
         t_by_br[br] = null.t
