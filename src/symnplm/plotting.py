@@ -489,3 +489,43 @@ def plot_closure(
         ax.legend(fontsize="x-small")
         paths += _save(fig, directory / "closure_diagnostics", formats)
     return paths
+
+
+def plot_scan(
+    table: Sequence[dict], significance: object, path: str | os.PathLike[str], formats=FORMATS
+) -> list[Path]:
+    """Local Z of every cell of a region scan, the global Z marked.
+
+    ``table`` holds the rows of :meth:`symnplm.workflow.scan.ScanResult.table`
+    (region, observable, statistic, local_z, local_p_is_bound); ``significance`` the
+    scan's :class:`~symnplm.inference.lookelsewhere.GlobalSignificance`. A local Z at
+    the permutation floor is a lower bound and drawn as a right-pointing triangle.
+    """
+    labels = [f"{r['region']} · {r['observable']} · {r['statistic']}" for r in table]
+    z = np.array([r["local_z"] for r in table], dtype=float)
+    bound = np.array([r["local_p_is_bound"] for r in table], dtype=bool)
+    statistics = list(dict.fromkeys(r["statistic"] for r in table))
+    colours = {s: f"C{k}" for k, s in enumerate(statistics)}
+    with plt.style.context(_STYLE):
+        fig, ax = plt.subplots(figsize=(9, 0.32 * len(table) + 2.2))
+        y = np.arange(len(table))[::-1]
+        for s in statistics:
+            sel = np.array([r["statistic"] == s for r in table])
+            ax.scatter(z[sel & ~bound], y[sel & ~bound], color=colours[s], label=s, zorder=3)
+            ax.scatter(z[sel & bound], y[sel & bound], color=colours[s], marker=">", zorder=3)
+        ax.axvline(significance.global_z, color="k", ls="--", label="global Z")
+        for level in (2, 3):
+            ax.axvline(level, color="0.8", lw=0.8, zorder=0)
+        ax.set_yticks(y, labels, fontsize=9)
+        ax.set_xlabel("local Z (triangles: lower bounds at the permutation floor)", fontsize=14)
+        ax.tick_params(axis="y", which="minor", left=False, right=False)
+        ax.set_xlim(min(-0.5, float(np.nanmin(z)) - 0.3), max(3.5, float(np.nanmax(z)) + 0.5))
+        g = significance
+        ax.set_title(
+            f"{g.n_cells} cells, {g.n_replicas} joint permutations: global p = "
+            f"{'≤ ' if g.global_bound else ''}{g.global_p:.3g} (Z = {g.global_z:.2f}), "
+            f"trial factor {g.trial_factor:.1f}",
+            fontsize=11,
+        )
+        ax.legend(loc="lower right", fontsize=9, frameon=True)
+        return _save(fig, Path(path), formats)

@@ -87,6 +87,7 @@ def write_processed(outdir, seed: int = 0):
         outdir / "manifest.json",
         {
             "config": {"luminosity_pb": 5000.0},
+            "columns": list(EMU_COLUMNS),
             "hists": "hists.json",
             "fileset": {d: {"files": {}, "metadata": m} for d, (m, _, _) in DATASETS.items()},
             "samples": samples,

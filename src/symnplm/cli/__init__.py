@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "demo": "symnplm.cli.commands:add_demo_parser",
     "sensitivity": "symnplm.cli.commands:add_sensitivity_parser",
     "closure": "symnplm.cli.commands:add_closure_parser",
+    "scan": "symnplm.cli.scan:add_parser",
 }
 
 

@@ -41,6 +41,7 @@ from symnplm.inference.significance import (
 from symnplm.inference.streams import (
     STREAM_PERMUTATION,
     STREAM_REWEIGHTING,
+    STREAM_SCAN,
     STREAM_TOYS,
     replica_rng,
 )
@@ -156,6 +157,42 @@ def permutation_batch(
     x, w = _pool(a, b)
     wa, wb = permutation_weights(w, len(a), seed, replica_ids, reweighting)
     return _run(test, ReplicaBatch(x, wa, wb, a.names).merged(), seed, replica_ids, "permutations")
+
+
+def joint_permutation_labels(
+    n_events: int, n_a: int, seed: int, replica_ids: Sequence[int]
+) -> np.ndarray:
+    """(R, N) booleans, True for A: one relabelling per replica of all pooled events.
+
+    A scan gives every cell the columns of its own events under the *same* relabelling
+    (stream ``STREAM_SCAN``), so that the null ensemble keeps the correlations between
+    overlapping cells (:mod:`symnplm.inference.lookelsewhere`).
+    """
+    labels = np.zeros((len(replica_ids), int(n_events)), dtype=bool)
+    for row, rid in enumerate(replica_ids):
+        labels[row, replica_rng(seed, STREAM_SCAN, rid).permutation(int(n_events))[:n_a]] = True
+    return labels
+
+
+def labelled_batch(
+    test: TwoSampleTest,
+    x: np.ndarray,
+    w: np.ndarray,
+    in_a: np.ndarray,
+    seed: int,
+    replica_ids: Sequence[int],
+    names: Sequence[str] = (),
+    reweighting: ReweightingUncertainty | None = None,
+) -> NullDistribution:
+    """Fit events ``x`` with weights ``w`` labelled A where ``in_a`` (R, N) is true.
+
+    The reweighting, if any, is redrawn per replica from ``STREAM_REWEIGHTING`` as in
+    :func:`permutation_batch`.
+    """
+    in_a = np.atleast_2d(in_a)
+    wa, wb = _label_weights(w, in_a, ~in_a, seed, replica_ids, reweighting)
+    batch = ReplicaBatch(x, wa, wb, tuple(names)).merged()
+    return _run(test, batch, seed, replica_ids, "permutations")
 
 
 def bootstrap_batch(

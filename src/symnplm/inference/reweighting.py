@@ -69,6 +69,16 @@ class ReweightingUncertainty:
     def __len__(self) -> int:
         return int(self.bin_if_a.size)
 
+    def take(self, index: np.ndarray) -> ReweightingUncertainty:
+        """The same uncertainty for a subset of the pooled events (e.g. a region).
+
+        The bins and their σ are unchanged, so one ``rng`` draws the same map for the
+        subset as for the whole sample.
+        """
+        return ReweightingUncertainty(
+            self.bin_if_a[index], self.bin_if_b[index], self.log_sigma, self.label
+        )
+
     def factors(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One replica's weight factors of every event if labelled A, and if labelled B."""
         eps = rng.standard_normal(self.log_sigma.size) * self.log_sigma

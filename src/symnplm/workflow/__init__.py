@@ -7,6 +7,8 @@
     Samples → test → calibration → booking (:func:`run`, :func:`emu_vs_mue`).
 ``campaign``
     Null replicas as resumable batches on a dask cluster.
+``scan``
+    Region scans: many cells, one relabelling per replica, a global p-value.
 ``sensitivity``
     Median significance against signal strength (``symnplm sensitivity``).
 ``closure``
@@ -32,6 +34,7 @@ _RUNS = (
     "emu_vs_mue",
     "learn_nuisances",
     "load_inputs",
+    "load_processed",
     "map_reweighting",
     "map_uncertainty",
     "prepare_samples",

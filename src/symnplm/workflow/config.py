@@ -400,6 +400,14 @@ def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
+def from_mapping(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """A validated instance of the dataclass ``cls`` (e.g. a scan description) from ``data``.
+
+    Unknown keys and values of the wrong type raise :class:`ConfigError` naming the key.
+    """
+    return _from_dict(cls, data, prefix)
+
+
 def from_dict(data: dict[str, Any]) -> RunConfig:
     """A validated :class:`RunConfig` from a (parsed YAML/TOML) dict."""
     if not isinstance(data, dict):

@@ -302,16 +302,28 @@ def load_inputs(cfg: RunConfig) -> RunInputs:
         columns_a, columns_b = a.select(common), b.select(common)
         reweighting = None
     else:
-        wanted = list(
-            dict.fromkeys([*cfg.feature_names, *_diagnostic_columns(cfg), *_LEPTON_COLUMNS])
-        )
-        columns_a = _processed_sample(cfg, "a", rng, wanted)
-        columns_b = _processed_sample(cfg, "b", rng, wanted)
+        wanted = [*cfg.feature_names, *_diagnostic_columns(cfg)]
+        columns_a, columns_b, reweighting = load_processed(cfg, wanted, rng)
         features = list(cfg.feature_names)
-        reweighting = map_uncertainty(cfg, columns_a, columns_b)
     a = scale_features(columns_a.select(features), cfg)
     b = scale_features(columns_b.select(features), cfg)
     return RunInputs(a, b, columns_a, columns_b, reweighting)
+
+
+def load_processed(
+    cfg: RunConfig, columns: Sequence[str], rng: np.random.Generator | None = None
+) -> tuple[Sample, Sample, ReweightingUncertainty | None]:
+    """A and B from ``cfg.input`` with ``columns`` (and the leptons'), in their own units.
+
+    Returns the two samples and the efficiency map's uncertainty for A ∪ B (``None``
+    without a map). Thinning, if asked, draws from ``rng`` (default: the run's
+    ``STREAM_UNWEIGHT``).
+    """
+    rng = stream_rng(cfg.seed, STREAM_UNWEIGHT) if rng is None else rng
+    wanted = list(dict.fromkeys([*columns, *_LEPTON_COLUMNS]))
+    columns_a = _processed_sample(cfg, "a", rng, wanted)
+    columns_b = _processed_sample(cfg, "b", rng, wanted)
+    return columns_a, columns_b, map_uncertainty(cfg, columns_a, columns_b)
 
 
 def _diagnostic_columns(cfg: RunConfig) -> list[str]:
