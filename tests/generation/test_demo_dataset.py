@@ -11,9 +11,9 @@ from symnplm.generation.presets import PRESET_OUTPUT, preset
 from symnplm.generation.production import (
     GenerationConfig,
     dataset_metadata,
-    load_fileset,
     plan_datasets,
 )
+from symnplm.io.filesets import load_fileset
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / PRESET_OUTPUT["demo"]
