@@ -7,9 +7,6 @@ from pathlib import Path
 
 from symnplm.physics.selection import ETA_VETOES, ISOLATION_MAX, SELECTIONS
 
-#: pb^-1, used when neither --luminosity nor the fileset's metadata gives one
-DEFAULT_LUMINOSITY_PB = 20_000.0
-
 
 def _range(text: str) -> tuple[float, float]:
     try:
@@ -110,8 +107,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--luminosity",
         type=float,
         default=None,
-        help="integrated luminosity in pb^-1 (fileset xsec in pb); default: the fileset's "
-        f"background luminosity_fb metadata, else {DEFAULT_LUMINOSITY_PB:g}",
+        metavar="FB",
+        help="integrated luminosity in fb^-1 to normalise simulation to (cross sections in pb); "
+        "default: the luminosity_fb the fileset's background datasets record",
     )
     eff = p.add_argument_group("efficiency-ratio weights")
     eff.add_argument(
@@ -178,7 +176,7 @@ def run_command(args: argparse.Namespace) -> int:
     from symnplm.physics.selection import lepton_cuts
     from symnplm.processors.efficiency_map import measure_from_output
     from symnplm.processors.emu import EMuProcessor
-    from symnplm.processors.inputs import InputError, background_luminosity_fb, load_fileset
+    from symnplm.processors.inputs import InputError
     from symnplm.processors.runner import process_fileset
 
     console = Console(stderr=True, soft_wrap=True)  # messages with paths stay whole
@@ -191,11 +189,6 @@ def run_command(args: argparse.Namespace) -> int:
             if args.efficiency_map
             else None
         )
-        luminosity = args.luminosity
-        if luminosity is None:
-            # the fileset's own luminosity: simulation then carries weights ~1, as data would
-            lumi_fb = background_luminosity_fb(load_fileset(args.fileset))
-            luminosity = DEFAULT_LUMINOSITY_PB if lumi_fb is None else 1000.0 * lumi_fb
         proc = EMuProcessor(
             electron=electron,
             muon=muon,
@@ -204,7 +197,7 @@ def run_command(args: argparse.Namespace) -> int:
             norm_nus=args.norm_nu,
             collinear_form=args.collinear_form,
             efficiency=efficiency,
-            luminosity=luminosity,
+            luminosity_fb=args.luminosity,
             events=args.events,
         )
         # before the processing: a destination that cannot be written fails now, not at the end

@@ -35,6 +35,7 @@ normalisation and efficiency variations (the nominal events with other weights).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -73,7 +74,12 @@ from symnplm.physics.variations import (
     variation_name,
 )
 from symnplm.processors.histograms import book_histograms, fill_histograms
-from symnplm.processors.inputs import READ_ERRORS, DamagedFileError, InputError
+from symnplm.processors.inputs import (
+    READ_ERRORS,
+    DamagedFileError,
+    InputError,
+    background_luminosity_fb,
+)
 
 WEIGHT = "weight"
 _KINEMATICS = ("pt", "eta", "phi", "mass", "charge")
@@ -136,8 +142,11 @@ class EMuProcessor(processor.ProcessorABC):
         Efficiency-ratio map (:class:`~symnplm.physics.efficiency.EfficiencyRatio` or the
         path of a correctionlib JSON file with one correction); each event is weighted
         by R^ε at its electron. ``None`` for no efficiency weights.
-    luminosity
-        Integrated luminosity in pb⁻¹ for normalising simulation (``xsec`` in pb).
+    luminosity_fb
+        Integrated luminosity in fb⁻¹ for normalising simulation (``xsec`` in pb).
+        ``None`` (default): the ``luminosity_fb`` its background datasets record, taken
+        by :meth:`for_fileset` (as :func:`~symnplm.processors.runner.process_fileset`
+        and ``symnplm process`` do), so that simulation carries weights ~1 as data would.
     events
         ``"all"``, or only the events with an ``"even"`` / ``"odd"`` event number.
     """
@@ -155,7 +164,7 @@ class EMuProcessor(processor.ProcessorABC):
         norm_nus: Sequence[float] = (-2.0, -1.0, 1.0, 2.0),
         collinear_form: CollinearForm = "atlas",
         efficiency: EfficiencyRatio | str | Path | None = None,
-        luminosity: float = 20_000.0,
+        luminosity_fb: float | None = None,
         events: EventParity = "all",
     ) -> None:
         self.electron = electron
@@ -177,12 +186,34 @@ class EMuProcessor(processor.ProcessorABC):
             efficiency = EfficiencyRatio.read(efficiency)
         self.efficiency = efficiency
         self._check_map_selection()
-        if not (math.isfinite(luminosity) and luminosity > 0):
-            raise ValueError(f"luminosity must be positive (pb^-1), got {luminosity}")
-        self.luminosity = float(luminosity)
+        if luminosity_fb is not None and not (math.isfinite(luminosity_fb) and luminosity_fb > 0):
+            raise ValueError(f"luminosity_fb must be positive (fb^-1), got {luminosity_fb}")
+        self.luminosity_fb = None if luminosity_fb is None else float(luminosity_fb)
         if events not in ("all", "even", "odd"):
             raise ValueError(f"events must be 'all', 'even' or 'odd', got {events!r}")
         self.events = events
+
+    def for_fileset(self, fileset: Mapping[str, Mapping[str, Any]]) -> EMuProcessor:
+        """This processor with ``luminosity_fb`` taken from ``fileset`` if it has none.
+
+        Simulation normalised by a cross section needs a luminosity: a fileset whose
+        background datasets record none is an error naming the remedy.
+        """
+        if self.luminosity_fb is not None:
+            return self
+        lumi = background_luminosity_fb(fileset)
+        if lumi is None:
+            needs = sorted(d for d, e in fileset.items() if "xsec" in e.get("metadata", {}))
+            if needs:
+                raise InputError(
+                    f"datasets {needs} have a cross section but the fileset records no "
+                    "luminosity_fb: give the luminosity (EMuProcessor(luminosity_fb=...), "
+                    "symnplm process --luminosity)"
+                )
+            return self
+        resolved = copy.copy(self)
+        resolved.luminosity_fb = lumi
+        return resolved
 
     def _check_map_selection(self) -> None:
         """A map measured with other lepton cuts measures other efficiencies: refuse it."""
@@ -282,7 +313,9 @@ class EMuProcessor(processor.ProcessorABC):
                 "uncertainty": self.efficiency.has_uncertainty,
                 "measured_on": self.efficiency.measured_on,
             },
-            "luminosity_pb": self.luminosity,
+            "luminosity_fb": self.luminosity_fb,
+            # read by the workflow to rescale simulation to another luminosity
+            "luminosity_pb": None if self.luminosity_fb is None else 1000.0 * self.luminosity_fb,
             "events": self.events,
             "variations": self.variations,
         }
@@ -346,7 +379,12 @@ class EMuProcessor(processor.ProcessorABC):
                 "or run through symnplm.processors.runner.process_fileset, which sums "
                 "Runs/genEventSumw"
             )
-        norm = float(metadata["xsec"]) * self.luminosity / float(metadata["sumw"])
+        if self.luminosity_fb is None:
+            raise InputError(
+                f"dataset {metadata['dataset']!r}: no luminosity to normalise its cross section; "
+                "give EMuProcessor(luminosity_fb=...) or run through process_fileset"
+            )
+        norm = float(metadata["xsec"]) * 1000.0 * self.luminosity_fb / float(metadata["sumw"])
         return weights * norm, "genWeight * xsec * luminosity / sumw"
 
     def _variants(

@@ -398,8 +398,8 @@ def process_fileset(
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
     if (Path(outdir) / RUN_JSON).exists():
         raise InputError(f"{outdir}: holds a test result ({RUN_JSON}); process into another folder")
-    proc = proc if proc is not None else EMuProcessor()
     files = load_fileset(fileset)
+    proc = (proc if proc is not None else EMuProcessor()).for_fileset(files)
     required = {d: proc.required_branches(is_mc(e["metadata"])) for d, e in files.items()}
     good, bad, entries = check_fileset(files, required)
     if bad and not skip_bad_files:
@@ -496,6 +496,7 @@ def process_once(
     :func:`process_fileset`. Returns whether the existing output was reused.
     """
     out = Path(outdir)
+    proc = proc.for_fileset(load_fileset(fileset))
     config = json.dumps(proc.config(), sort_keys=True, default=str)
     what = {
         "fileset": str(Path(fileset).resolve()),

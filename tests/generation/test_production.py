@@ -13,10 +13,10 @@ from symnplm.generation.presets import ALL_PROCESSES
 from symnplm.generation.processes import BACKGROUNDS, SIGNAL_NAMES, get_process
 from symnplm.generation.production import (
     GenerationConfig,
-    load_fileset,
     plan_datasets,
     produce,
 )
+from symnplm.io.filesets import load_fileset
 
 
 @pytest.mark.parametrize("name", ALL_PROCESSES)

@@ -14,7 +14,7 @@ from symnplm.processors.emu import EMuProcessor
 from symnplm.processors.inputs import DamagedFileError, InputError
 from symnplm.processors.runner import process_fileset
 
-FAST = {"scale_nus": [], "normalisation": None}
+FAST = {"scale_nus": [], "normalisation": None, "luminosity_fb": 1.0}
 
 
 def good_events(n: int = 6) -> list[Event]:
@@ -123,17 +123,25 @@ def test_skip_bad_files_with_nothing_left(bad_files, tmp_path):
 def test_simulation_without_gen_weight_is_named(tmp_path):
     path = write_nanoaod(tmp_path / "nogen.root", good_events(), mc=False)
     with pytest.raises(InputError, match=r"nogen\.root .* lacks the branch\(es\) \['genWeight'\]"):
-        process_fileset({"mc": {"files": [str(path)], "metadata": {"xsec": 1.0}}}, tmp_path / "out")
+        process_fileset(
+            {"mc": {"files": [str(path)], "metadata": {"xsec": 1.0}}},
+            tmp_path / "out",
+            EMuProcessor(**FAST),
+        )
 
 
 def test_simulation_without_runs_tree_needs_sumw(tmp_path):
     path = write_nanoaod(tmp_path / "noruns.root", good_events(), runs=False)
     with pytest.raises(InputError, match=r"noruns\.root: no 'Runs' tree .* add 'sumw'"):
-        process_fileset({"mc": {"files": [str(path)], "metadata": {"xsec": 1.0}}}, tmp_path / "out")
+        process_fileset(
+            {"mc": {"files": [str(path)], "metadata": {"xsec": 1.0}}},
+            tmp_path / "out",
+            EMuProcessor(**FAST),
+        )
     report = process_fileset(
         {"mc": {"files": [str(path)], "metadata": {"xsec": 1.0, "sumw": 4.0}}},
         tmp_path / "out",
-        EMuProcessor(luminosity=2.0, **FAST),
+        EMuProcessor(**(FAST | {"luminosity_fb": 0.002})),
     )
     np.testing.assert_allclose(
         load_sample(report.outdir, "mc", "emu").weights, 0.5
@@ -226,3 +234,16 @@ def test_rerun_replaces_the_previous_output(tmp_path):
     assert not (tmp_path / "out" / "columns" / "mc" / "emu" / "muon_scale_up1.parquet").exists()
     with pytest.raises(KeyError, match="muon_scale_up1"):
         load_sample(tmp_path / "out", "mc", "emu", "muon_scale_up1")
+
+
+def test_simulation_without_a_luminosity_is_refused_naming_the_remedy(tmp_path):
+    """A cross section needs a luminosity: none given and none in the fileset is an error."""
+    path = write_nanoaod(tmp_path / "mc.root", good_events())
+    fs = {"mc": {"files": [str(path)], "metadata": {"xsec": 1.0, "sumw": 4.0}}}
+    with pytest.raises(InputError, match=r"\['mc'\] have a cross section .* luminosity_fb"):
+        process_fileset(fs, tmp_path / "out", EMuProcessor(scale_nus=[], normalisation=None))
+    # the fileset's background luminosity is the default, as for `symnplm process`
+    fs["mc"]["metadata"]["luminosity_fb"] = 0.004
+    report = process_fileset(fs, tmp_path / "out", EMuProcessor(scale_nus=[], normalisation=None))
+    np.testing.assert_allclose(load_sample(report.outdir, "mc", "emu").weights, 1.0)  # 1x1x4/4
+    assert read_manifest(report.outdir)["config"]["luminosity_fb"] == 0.004

@@ -65,7 +65,7 @@ def random_fileset(tmp_path_factory):
 def test_three_executors_agree(random_fileset, tmp_path):
     from distributed import Client, LocalCluster
 
-    proc = EMuProcessor(luminosity=500.0, scale_nus=[-2.0, 2.0], norm_nus=[1.0])
+    proc = EMuProcessor(luminosity_fb=0.5, scale_nus=[-2.0, 2.0], norm_nus=[1.0])
     runs = {}
     timing = {}
     # small chunks (6 for bkg, 2 for data), finished in any order by the parallel executors

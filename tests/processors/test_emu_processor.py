@@ -81,7 +81,7 @@ def known(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("known")
     path = write_nanoaod(tmp / "known.root", known_events())
     fs = write_fileset(tmp / "fileset.json", {"mc": {"files": [path], "metadata": {"xsec": XSEC}}})
-    report = process_fileset(fs, tmp / "out", EMuProcessor(luminosity=LUMI))
+    report = process_fileset(fs, tmp / "out", EMuProcessor(luminosity_fb=LUMI / 1000.0))
     return tmp / "out", report
 
 

@@ -87,9 +87,10 @@ def cms_fileset(shared_data):
 @pytest.mark.parametrize("selection", ["default", "loose"])
 def test_real_cms_files_run_cleanly(cms_fileset, tmp_path, selection):
     if selection == "default":
-        proc, cuts = EMuProcessor(), (0.15, 0.25, True)
+        proc, cuts = EMuProcessor(luminosity_fb=20.0), (0.15, 0.25, True)
     else:  # no isolation or ID: the DY file then has one e-mu event
-        proc, cuts = EMuProcessor(electron=LOOSE_E, muon=LOOSE_MU), (math.inf, math.inf, False)
+        proc = EMuProcessor(electron=LOOSE_E, muon=LOOSE_MU, luminosity_fb=20.0)
+        cuts = (math.inf, math.inf, False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no schema (or any other) warning
         report = process_fileset(cms_fileset, tmp_path / "out", proc)
@@ -115,7 +116,7 @@ def test_real_cms_files_run_cleanly(cms_fileset, tmp_path, selection):
         if dataset == "dy":  # genWeight x xsec x L / sumw, sumw from the v6 Runs/genEventSumw_
             with uproot.open(path) as f:
                 gen = f["Events"]["genWeight"].array(library="np")[index]
-            expected_w = gen * DY_XSEC * 20_000.0 / sumw
+            expected_w = gen * DY_XSEC * 20_000.0 / sumw  # 20 fb⁻¹ in pb⁻¹
             np.testing.assert_allclose(sorted(cols["weight"]), sorted(expected_w), rtol=1e-6)
             nominal = [
                 s for s in report.samples if s["dataset"] == "dy" and s["variation"] == "nominal"

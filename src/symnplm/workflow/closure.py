@@ -105,7 +105,7 @@ def _process(fileset: Path, out: Path, client: Any, efficiency: Path | None, qui
     lumi_fb = background_luminosity_fb(load_fileset(fileset))
     if lumi_fb is None:
         raise ValueError(f"{fileset}: the background datasets record no luminosity_fb")
-    proc = EMuProcessor(luminosity=1000.0 * lumi_fb, efficiency=efficiency)
+    proc = EMuProcessor(luminosity_fb=lumi_fb, efficiency=efficiency)
     process_once(fileset, out, proc, executor="dask", client=client, status=not quiet)
     return out
 

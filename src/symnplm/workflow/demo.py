@@ -90,7 +90,7 @@ def _process(settings: DemoSettings, client: Any, log: Any) -> Path:
     emap = _efficiency_map(settings)
     out = settings.outdir / ("processed" if emap is not None else "processed_uncorrected")
     lumi_fb = background_luminosity_fb(load_fileset(fileset)) or 5.0
-    proc = EMuProcessor(luminosity=1000.0 * lumi_fb, efficiency=emap)
+    proc = EMuProcessor(luminosity_fb=lumi_fb, efficiency=emap)
     start = time.perf_counter()
     if process_once(fileset, out, proc, executor="dask", client=client, status=not settings.quiet):
         log(f"reusing processed demo dataset in {out}")
