@@ -253,3 +253,25 @@ def test_results_carry_binned_diagnostics(processed, tmp_path):
     only = run(from_dict({**cfg.to_dict(), "output": None, "diagnostics": ["dphi"]}))
     assert [d.name for d in only.diagnostics] == ["dphi"]
     assert run(from_dict({**cfg.to_dict(), "output": None, "diagnostics": []})).diagnostics == []
+
+
+def test_nplm_with_a_reference_smaller_than_the_data_is_flagged():
+    """A 10-event reference against 10⁴ events: the run carries a note saying why."""
+    from symnplm.workflow.runs import reference_note
+
+    rng = np.random.default_rng(0)
+    a, b = Sample(rng.normal(size=(10_000, 1))), Sample(rng.normal(size=(10, 1)))
+    note = reference_note("nplm", a, b)
+    assert note is not None and "10 events against 10000" in note
+    assert reference_note("symmetrized", a, b) is None  # no reference to cover
+    assert reference_note("nplm", b, a) is None
+
+
+def test_cli_prints_the_tiny_reference_note(tmp_path, capsys):
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    rng = np.random.default_rng(1)
+    Sample(rng.normal(size=(2000, 1)), None, ("x",)).to_parquet(a)
+    Sample(rng.normal(size=(40, 1)), None, ("x",)).to_parquet(b)
+    code = main(["test", "--a", str(a), "--b", str(b), "--statistic", "nplm", "--quiet"])
+    assert code == 0
+    assert "the NPLM reference B has 40 events against 2000" in capsys.readouterr().err

@@ -417,6 +417,27 @@ def build_test(
     return cls(arch, fit=fit)
 
 
+#: NPLM's reference should outnumber the data (arXiv:1806.02350 uses N_R = 5 N_A)
+NPLM_REFERENCE_RATIO = 5.0
+
+
+def reference_note(method: str, a: Sample, b: Sample) -> str | None:
+    """A warning when NPLM's reference B has fewer events than the data A.
+
+    NPLM compares A with the density of B; with a reference smaller than the data, t
+    measures how poorly B covers A's events (a reference of 10 events against 10⁵
+    gives an enormous t under the null), so the asymptotic p-value means nothing and
+    even a calibrated one has little power. The symmetrized test has no reference.
+    """
+    if method != "nplm" or len(b) >= len(a):
+        return None
+    return (
+        f"the NPLM reference B has {len(b)} events against {len(a)} in A: a reference "
+        f"should hold at least {NPLM_REFERENCE_RATIO:g}x the data (arXiv:1806.02350), else t "
+        "measures B's coverage of A, not a difference; use a larger B or the symmetrized test"
+    )
+
+
 def _variation_sample(cfg: RunConfig, which: str, variation: str) -> Sample:
     """The background of sample ``which`` at ``variation``, weighted, features scaled."""
     spec = dataclasses.replace(getattr(cfg, which), variation=variation)
@@ -525,6 +546,9 @@ def run(
     a, b = inputs.a, inputs.b
     test = build_test(cfg.statistic, a, b, learn_nuisances(cfg))
     timing["samples_s"] = time.perf_counter() - start
+    note = reference_note(cfg.statistic.method, a, b)
+    if note is not None:
+        notes.append(note)
     out = Path(cfg.output) if cfg.output is not None else None
     if out is not None:
         from symnplm.workflow.config import dump_yaml

@@ -99,7 +99,7 @@ class ScanCalibration:
 
     #: replicas of the joint null (the same relabelling for every cell)
     permutations: int = 200
-    #: replicas per task (default: ≲ 128 MB of weights per batch)
+    #: replicas per task (default: a tenth of the permutations, ≲ 128 MB of weights)
     batch_size: int | None = None
     #: dask workers of the local cluster (ignored with ``scheduler``)
     workers: int = 1
@@ -541,7 +541,10 @@ def run_scan(
     directory.claim()
 
     n = cfg.calibration.permutations
-    size = cfg.calibration.batch_size or default_batch_size(len(data.columns), n)
+    # at least ~10 batches per cell: finer resumption, progress and load balance
+    size = cfg.calibration.batch_size or min(
+        default_batch_size(len(data.columns), n), max(1, -(-n // 10))
+    )
     w, is_a = data.columns.weights, data.is_a
     todo: list[tuple[str, Cell, tuple[int, int] | None]] = []
     for cell in cells:
