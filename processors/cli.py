@@ -38,6 +38,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("fileset", metavar="FILESET", help="coffea fileset JSON")
     p.add_argument("-o", "--outdir", required=True, help="output directory")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the output of a different processing found in OUTDIR "
+        "(rerunning the same processing always replaces its own output)",
+    )
     run = p.add_argument_group("execution")
     run.add_argument("--executor", choices=("iterative", "futures", "dask"), default="iterative")
     run.add_argument("--workers", type=int, default=1, help="processes (futures, local dask)")
@@ -216,6 +222,7 @@ def run_command(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             status=not args.quiet,
             allow_map_overlap=args.allow_map_overlap,
+            overwrite=args.overwrite,
         )
     except (InputError, OSError, KeyError, ValueError) as err:
         console.print(f"[red]error:[/red] {escape(str(err))}")

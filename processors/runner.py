@@ -41,7 +41,7 @@ import numpy as np
 from coffea import processor
 
 from symnplm.io.booking import HISTS_JSON, RUN_JSON, write_hists
-from symnplm.io.files import read_json, write_json
+from symnplm.io.files import check_writable_directory, directory_lock, read_json, write_json
 from symnplm.io.provenance import provenance
 from symnplm.io.samples import COLUMNS_DIR, MANIFEST_NAME, Sample, sample_path
 from symnplm.physics.kinematics import EMU_COLUMNS
@@ -250,6 +250,11 @@ def write_output(
     that cannot be written (e.g. a negative total weight).
     """
     outdir = Path(outdir)
+    # the previous processing's files: the only ones this run may delete if not rewritten
+    previous = set()
+    if (outdir / MANIFEST_NAME).exists():
+        old = read_json(outdir / MANIFEST_NAME)
+        previous = {(outdir / s["path"]).resolve() for s in old.get("samples", []) if s.get("path")}
     (outdir / MANIFEST_NAME).unlink(missing_ok=True)  # incomplete until the new one is written
     names = list(EMU_COLUMNS)
     entries: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -322,9 +327,9 @@ def write_output(
         proc.efficiency.write(outdir / EFFICIENCY_MAP_NAME)
     write_hists(outdir, dict(output["hists"]))
     write_json(outdir / "cutflow.json", dict(output["cutflow"]))
-    for stale in (outdir / COLUMNS_DIR).rglob("*.parquet"):
-        if stale.resolve() not in written:
-            stale.unlink()
+    for stale in previous - written:
+        if stale.is_relative_to(outdir.resolve() / COLUMNS_DIR):
+            stale.unlink(missing_ok=True)
     samples = sorted(entries.values(), key=lambda e: (e["dataset"], e["category"], e["variation"]))
     write_json(
         outdir / MANIFEST_NAME,
@@ -361,6 +366,7 @@ def process_fileset(
     status: bool = False,
     retries: int = 0,
     allow_map_overlap: bool = False,
+    overwrite: bool = False,
 ) -> ProcessingReport:
     """Check the inputs, run the processor and write the outputs (module docstring).
 
@@ -387,6 +393,10 @@ def process_fileset(
     allow_map_overlap
         Apply the processor's efficiency map even to events it was measured on
         (recorded in the notes); refused otherwise.
+    overwrite
+        Replace the output of a *different* processing (other datasets or processor
+        configuration) found in ``outdir``; refused otherwise. Rerunning the same
+        processing always replaces its own output.
 
     Raises
     ------
@@ -400,6 +410,61 @@ def process_fileset(
         raise InputError(f"{outdir}: holds a test result ({RUN_JSON}); process into another folder")
     files = load_fileset(fileset)
     proc = (proc if proc is not None else EMuProcessor()).for_fileset(files)
+    check_writable_directory(outdir)
+    with directory_lock(outdir):
+        _check_owner(Path(outdir), files, proc, overwrite)
+        return _process(
+            files,
+            outdir,
+            proc,
+            executor=executor,
+            workers=workers,
+            chunksize=chunksize,
+            maxchunks=maxchunks,
+            skip_bad_files=skip_bad_files,
+            client=client,
+            scheduler=scheduler,
+            status=status,
+            retries=retries,
+            allow_map_overlap=allow_map_overlap,
+        )
+
+
+def _check_owner(
+    outdir: Path, files: Mapping[str, Any], proc: EMuProcessor, overwrite: bool
+) -> None:
+    """Refuse a directory that holds another processing's output (unless ``overwrite``)."""
+    if not (outdir / MANIFEST_NAME).exists() or overwrite:
+        return
+    old = read_json(outdir / MANIFEST_NAME)
+    same_data = sorted(old.get("fileset", {})) == sorted(files)
+    same_config = json.dumps(old.get("config"), sort_keys=True, default=str) == json.dumps(
+        json.loads(json.dumps(proc.config(), default=str)), sort_keys=True, default=str
+    )
+    if not (same_data and same_config):
+        what = "datasets" if not same_data else "processor configuration"
+        raise InputError(
+            f"{outdir}: holds the output of another processing (its {what} differ); "
+            "write elsewhere, or replace it with --overwrite (process_fileset(overwrite=True))"
+        )
+
+
+def _process(
+    files: dict[str, dict[str, Any]],
+    outdir: str | os.PathLike[str],
+    proc: EMuProcessor,
+    *,
+    executor: Executor,
+    workers: int,
+    chunksize: int,
+    maxchunks: int | None,
+    skip_bad_files: bool,
+    client: Any,
+    scheduler: str | None,
+    status: bool,
+    retries: int,
+    allow_map_overlap: bool,
+) -> ProcessingReport:
     required = {d: proc.required_branches(is_mc(e["metadata"])) for d, e in files.items()}
     good, bad, entries = check_fileset(files, required)
     if bad and not skip_bad_files:
@@ -506,6 +571,7 @@ def process_once(
     if (out / MANIFEST_NAME).exists() and (out / HISTS_JSON).exists() and marker.exists():
         if {k: read_json(marker).get(k) for k in what} == what:
             return True
-    process_fileset(fileset, out, proc, **kwargs)
+    # the directory is this function's own: a changed configuration replaces its output
+    process_fileset(fileset, out, proc, overwrite=True, **kwargs)
     write_json(marker, what)
     return False

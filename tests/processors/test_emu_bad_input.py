@@ -230,7 +230,9 @@ def test_rerun_replaces_the_previous_output(tmp_path):
         {"mc": [str(path)]}, tmp_path / "out", EMuProcessor(scale_nus=[1.0], normalisation=None)
     )
     assert (tmp_path / "out" / "columns" / "mc" / "emu" / "muon_scale_up1.parquet").exists()
-    process_fileset({"mc": [str(path)]}, tmp_path / "out", EMuProcessor(**FAST))
+    with pytest.raises(InputError, match="processor configuration differ"):
+        process_fileset({"mc": [str(path)]}, tmp_path / "out", EMuProcessor(**FAST))
+    process_fileset({"mc": [str(path)]}, tmp_path / "out", EMuProcessor(**FAST), overwrite=True)
     assert not (tmp_path / "out" / "columns" / "mc" / "emu" / "muon_scale_up1.parquet").exists()
     with pytest.raises(KeyError, match="muon_scale_up1"):
         load_sample(tmp_path / "out", "mc", "emu", "muon_scale_up1")
@@ -247,3 +249,32 @@ def test_simulation_without_a_luminosity_is_refused_naming_the_remedy(tmp_path):
     report = process_fileset(fs, tmp_path / "out", EMuProcessor(scale_nus=[], normalisation=None))
     np.testing.assert_allclose(load_sample(report.outdir, "mc", "emu").weights, 1.0)  # 1x1x4/4
     assert read_manifest(report.outdir)["config"]["luminosity_fb"] == 0.004
+
+
+def test_a_directory_being_written_is_refused(tmp_path):
+    """A second run into a directory another run is writing fails at once, naming it."""
+    from symnplm.io.files import DirectoryBusy, directory_lock
+
+    path = write_nanoaod(tmp_path / "mc.root", good_events())
+    out = tmp_path / "out"
+    with directory_lock(out), pytest.raises(DirectoryBusy, match="another symnplm run"):
+        process_fileset({"mc": [str(path)]}, out, EMuProcessor(**FAST))
+    process_fileset({"mc": [str(path)]}, out, EMuProcessor(**FAST))  # the lock is released
+
+
+def test_another_processing_is_not_overwritten_and_foreign_files_survive(tmp_path):
+    """Other datasets into a processed folder: refused; with overwrite, only its files go."""
+    path = write_nanoaod(tmp_path / "mc.root", good_events())
+    out = tmp_path / "out"
+    process_fileset({"mc": [str(path)]}, out, EMuProcessor(**FAST))
+    first = {s["path"] for s in read_manifest(out)["samples"] if s["path"]}
+    foreign = out / "columns" / "mine.parquet"
+    foreign.write_bytes(b"an analyst's file")
+    with pytest.raises(InputError, match="another processing .* datasets differ"):
+        process_fileset({"other": [str(path)]}, out, EMuProcessor(**FAST))
+    assert {s["path"] for s in read_manifest(out)["samples"] if s["path"]} == first
+    process_fileset({"other": [str(path)]}, out, EMuProcessor(**FAST), overwrite=True)
+    assert all(not (out / p).exists() for p in first)  # the replaced processing's samples
+    assert foreign.read_bytes() == b"an analyst's file"  # never its to delete
+    # the same processing again needs no flag
+    process_fileset({"other": [str(path)]}, out, EMuProcessor(**FAST))

@@ -116,3 +116,42 @@ def write_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> Path:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
     return path
+
+
+#: the lock file a run holds in the directory it writes
+LOCK_NAME = ".symnplm.lock"
+
+
+class DirectoryBusy(OSError):
+    """Another run holds the lock of the directory this one would write."""
+
+
+@contextlib.contextmanager
+def directory_lock(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold an exclusive lock on the output directory ``path`` (created) while writing it.
+
+    Two runs writing one directory would delete or overwrite each other's files; the
+    second one fails at once, naming the directory. The lock is an ``flock`` on
+    ``path/.symnplm.lock``, released by the operating system if the process dies.
+
+    Raises
+    ------
+    DirectoryBusy
+        Another process holds the lock.
+    """
+    import fcntl
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DirectoryBusy(
+                f"{path}: another symnplm run is writing this directory; wait for it to "
+                "finish or write elsewhere"
+            ) from None
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
