@@ -42,6 +42,7 @@ from symnplm.inference.results import CalibrationResult
 from symnplm.io.files import atomic_path, read_json, write_json
 from symnplm.io.provenance import provenance
 from symnplm.io.samples import Sample
+from symnplm.processors.histograms import feature_edges
 
 if TYPE_CHECKING:
     from symnplm.inference.diagnostics import BinnedDiagnostic
@@ -78,11 +79,10 @@ def _scales(sample: Sample) -> np.ndarray:
     return np.array([float(factors.get(n, 1.0)) for n in sample.names])
 
 
-def _feature_axis(name: str, values: np.ndarray) -> hist.axis.Regular:
-    lo, hi = np.percentile(values, [0.0, 99.5])
-    if not hi > lo:
-        hi = lo + 1.0
-    return hist.axis.Regular(N_BINS, float(lo), float(hi), name=name, label=feature_label(name))
+def _feature_axis(name: str, values: np.ndarray) -> hist.axis.Variable:
+    # round edges on detector boundaries (the η crack), as the processor histograms
+    edges = feature_edges(name, values, N_BINS)
+    return hist.axis.Variable(edges, name=name, label=feature_label(name))
 
 
 def book_null(result: CalibrationResult, bins: int | None = None) -> hist.Hist | None:
