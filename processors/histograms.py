@@ -5,6 +5,12 @@ Every histogram has the ``StrCategory`` axes ``dataset``, ``category`` and
 the observable; the lepton histograms have a ``lepton`` axis (``leading``,
 ``subleading``, ``electron``, ``muon``). Storage is ``Weight`` (sum of weights and
 of squared weights).
+
+Bin edges sit on round numbers and detector boundaries: η is binned symmetrically
+with edges at the ECAL barrel-endcap crack (|η| = 1.37, 1.52), the central gap
+(|η| = 0.1) and the acceptance (|η| = 2.3, 2.5), so no bin straddles a boundary.
+:func:`symnplm.physics.binning.feature_edges` applies the same rules to the features
+of a test result.
 """
 
 from __future__ import annotations
@@ -13,6 +19,18 @@ from collections.abc import Mapping
 
 import hist
 import numpy as np
+
+from symnplm.physics.binning import ABS_ETA_EDGES, ETA_EDGES, feature_edges, nice_step
+
+__all__ = [
+    "ABS_ETA_EDGES",
+    "ETA_EDGES",
+    "LEPTONS",
+    "book_histograms",
+    "feature_edges",
+    "fill_histograms",
+    "nice_step",
+]
 
 #: lepton axis label -> column suffix
 LEPTONS: dict[str, str] = {
@@ -38,7 +56,7 @@ _EVENT_AXES: dict[str, tuple[hist.axis.AxesMixin, str]] = {
 }
 _LEPTON_AXES: dict[str, hist.axis.AxesMixin] = {
     "pt": hist.axis.Regular(100, 0.0, 250.0, name="pt", label=r"$p_T$ [GeV]"),
-    "eta": hist.axis.Regular(50, -2.5, 2.5, name="eta", label=r"$\eta$"),
+    "eta": hist.axis.Variable(ETA_EDGES, name="eta", label=r"$\eta$"),
     "phi": hist.axis.Regular(64, -np.pi, np.pi, name="phi", label=r"$\phi$"),
 }
 

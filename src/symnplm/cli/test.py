@@ -199,14 +199,24 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 
 def summary_line(result: CalibrationResult) -> str:
-    """One line: statistic, t, dof, p, Z."""
+    """One line: statistic, t, dof, p, Z.
+
+    When no null replica reached t, p and Z are bounds (``p < 1/(n+1)``, ``Z > ...``);
+    an observed fit that did not converge is flagged.
+    """
+    from symnplm.io.booking import convergence_note, format_p_z, result_p_is_bound
+
     obs = result.observed
-    return (
+    bound = result_p_is_bound(result)
+    line = (
         f"{obs.statistic}: t = {result.t:.3f}  dof = {result.dof}  "
-        f"p = {result.p_value:.3g}  Z = {result.z:.2f}  ({result.method}"
+        f"{format_p_z(result.p_value, result.z, bound, sep='  ')}  ({result.method}"
         + (f", {len(result.null)} replicas" if result.null is not None else "")
+        + (", none reaching t" if bound else "")
         + f"; asymptotic Z = {obs.z_asymptotic:.2f})"
     )
+    note = convergence_note(obs.converged, (obs.config.get("fit") or {}).get("optimizer"))
+    return line + (f"  [{note}]" if note else "")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -31,8 +31,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-#: Centre-of-mass energy in GeV.
-SQRT_S_GEV = 13000.0
 #: Masses fixed explicitly because the reference cross sections assume them.
 TOP_MASS_GEV = 172.5
 HIGGS_MASS_GEV = 125.0

@@ -22,6 +22,9 @@ result cannot run code, as unpickling would):
 
 ``run.json`` holds t, p, Z, dof, the binned diagnostics, the reweighting uncertainty
 redrawn in the null (if any), the run description, seed, versions and timing.
+``p_is_bound`` is true when no null replica reached the observed t: the empirical p
+then only says p < 1/(n+1) and Z > Z(1/(n+1)) (:func:`p_value_is_bound`,
+:func:`format_p_z`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from symnplm.inference.results import CalibrationResult
 from symnplm.io.files import atomic_path, read_json, write_json
 from symnplm.io.provenance import provenance
 from symnplm.io.samples import Sample
+from symnplm.physics.binning import feature_edges
 
 if TYPE_CHECKING:
     from symnplm.inference.diagnostics import BinnedDiagnostic
@@ -78,11 +82,55 @@ def _scales(sample: Sample) -> np.ndarray:
     return np.array([float(factors.get(n, 1.0)) for n in sample.names])
 
 
-def _feature_axis(name: str, values: np.ndarray) -> hist.axis.Regular:
-    lo, hi = np.percentile(values, [0.0, 99.5])
-    if not hi > lo:
-        hi = lo + 1.0
-    return hist.axis.Regular(N_BINS, float(lo), float(hi), name=name, label=feature_label(name))
+def _feature_axis(name: str, values: np.ndarray) -> hist.axis.Variable:
+    # round edges on detector boundaries (the η crack), as the processor histograms
+    edges = feature_edges(name, values, N_BINS)
+    return hist.axis.Variable(edges, name=name, label=feature_label(name))
+
+
+def p_value_is_bound(p_value: float, n_null: int) -> bool:
+    """Whether an empirical p-value is at its floor 1/(n+1), hence only an upper bound.
+
+    Parameters
+    ----------
+    p_value
+        The empirical p = (1 + #{t_null ≥ t_obs}) / (n + 1).
+    n_null
+        Null replicas (0 for an asymptotic calibration, which has no floor).
+
+    Returns
+    -------
+    bool
+        True when no replica reached t_obs: the true p is below 1/(n+1).
+    """
+    # p·(n+1) is the integer 1 + #{t_null ≥ t_obs}; the tolerance absorbs rounding
+    return n_null > 0 and p_value * (n_null + 1) < 1.5
+
+
+def result_p_is_bound(result: CalibrationResult) -> bool:
+    """:func:`p_value_is_bound` of a calibrated result (no null replica reached t_obs)."""
+    null = result.null
+    if null is None or len(null) == 0:
+        return False
+    return not bool(np.any(null.t >= result.t))
+
+
+def format_p_z(p_value: float, z: float, bound: bool, sep: str = ", ") -> str:
+    """``p = 0.123, Z = 1.16``, or ``p < 0.0099, Z > 2.33`` for a p-value at its floor.
+
+    Parameters
+    ----------
+    p_value, z
+        The p-value and its significance (JSON may hold infinities as strings).
+    bound
+        Whether ``p_value`` is only an upper bound (:func:`p_value_is_bound`).
+    sep
+        Between the p and the Z part.
+    """
+    p, zf = float(p_value), float(z)
+    if bound:
+        return f"p < {p:.2g}{sep}Z > {zf:.2f}"
+    return f"p = {p:.3g}{sep}Z = {zf:.2f}"
 
 
 def book_null(result: CalibrationResult, bins: int | None = None) -> hist.Hist | None:
@@ -158,6 +206,29 @@ def book_functions(result: CalibrationResult, axis: hist.axis.Regular, scale: fl
     return h
 
 
+def convergence_note(converged: bool, optimizer: str | None = None) -> str | None:
+    """A warning for figures and summaries when the observed fit did not converge.
+
+    Parameters
+    ----------
+    converged
+        ``converged`` of the observed fit (``run.json``).
+    optimizer
+        ``"adam"`` runs fixed epochs and never reports convergence; anything else
+        (Newton) stopped at its iteration cap.
+
+    Returns
+    -------
+    str or None
+        ``None`` for a converged fit.
+    """
+    if converged:
+        return None
+    if optimizer == "adam":
+        return "observed fit: fixed Adam epochs, convergence not checked"
+    return "observed fit NOT converged (iteration cap reached)"
+
+
 # ---------------------------------------------------------------------------------------
 # result directories
 # ---------------------------------------------------------------------------------------
@@ -215,6 +286,7 @@ def summary(
         "dof": result.dof,
         "p_value": result.p_value,
         "z": result.z,
+        "p_is_bound": result_p_is_bound(result),
         "calibration": result.method,
         "n_null": len(null) if null is not None else 0,
         "null_divergent_fraction": null.divergent_fraction if null is not None else None,

@@ -122,6 +122,8 @@ def run_config(settings: DemoSettings, processed: Path, observable: str) -> RunC
 
 def summary_rows(outdir: Path) -> list[dict[str, Any]]:
     """One row per result directory under ``outdir`` (observable, BR, t, dof, p, Z)."""
+    from symnplm.io.booking import convergence_note, p_value_is_bound
+
     rows = []
     for run_json in sorted(outdir.glob("**/run.json")):
         meta = read_json(run_json)
@@ -138,6 +140,15 @@ def summary_rows(outdir: Path) -> list[dict[str, Any]]:
                 "dof": meta["dof"],
                 "p": meta["p_value"],
                 "Z": meta["z"],
+                # no null replica reached t: p < 1/(n+1), Z > Z(1/(n+1)); older run.json
+                # files lack the flag, and p·(n+1) = 1 says the same
+                "p_is_bound": bool(
+                    meta.get("p_is_bound", p_value_is_bound(meta["p_value"], meta["n_null"]))
+                ),
+                "converged": bool(meta.get("converged", True)),
+                "fit_note": convergence_note(
+                    bool(meta.get("converged", True)), meta["config"]["statistic"]["optimizer"]
+                ),
                 "Z_asymptotic": meta["z_asymptotic"],
                 # beyond the reach of n permutations (p = 1/(n+1)): χ² with the null's fitted dof
                 "Z_chi2_fit": (
@@ -147,6 +158,8 @@ def summary_rows(outdir: Path) -> list[dict[str, Any]]:
                 ),
                 "n_permutations": meta["n_null"],
                 "diagnostics_min_p": None if worst is None else worst["p_value"],
+                "diagnostics_min_p_is_bound": worst is not None
+                and p_value_is_bound(worst["p_value"], worst.get("n_null", 0)),
                 "diagnostics_worst": None if worst is None else worst["name"],
                 "seconds": meta["timing"]["total_s"],
                 "directory": str(run_json.parent),
@@ -161,7 +174,40 @@ def _fmt(z: float | None) -> str:
 
 def _diag(row: dict[str, Any]) -> str:
     p = row.get("diagnostics_min_p")
-    return "-" if p is None else f"{p:.3g} ({row['diagnostics_worst']})"
+    if p is None:
+        return "-"
+    text = f"< {p:.2g}" if row.get("diagnostics_min_p_is_bound") else f"{p:.3g}"
+    return f"{text} ({row['diagnostics_worst']})"
+
+
+def _p(row: dict[str, Any]) -> str:
+    """p, as a bound ``< 1/(n+1)`` when no null replica reached t."""
+    return f"< {row['p']:.2g}" if row.get("p_is_bound") else f"{row['p']:.3g}"
+
+
+def _z(row: dict[str, Any]) -> str:
+    """Z, as a bound ``> Z(1/(n+1))`` with the p-value; ``(!)`` marks a fit that did not
+    converge (the note under the table says how)."""
+    text = f"> {row['Z']:.2f}" if row.get("p_is_bound") else f"{row['Z']:.2f}"
+    return text + (" (!)" if row.get("fit_note") else "")
+
+
+def summary_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """What the marks of the table mean: bounds, and fits that did not converge."""
+    notes = []
+    if any(r.get("p_is_bound") or r.get("diagnostics_min_p_is_bound") for r in rows):
+        notes.append("p < 1/(n+1), Z > ...: no permutation reached the observed t.")
+    notes += [f"(!) {r['run']}: {r['fit_note']}." for r in rows if r.get("fit_note")]
+    return notes
+
+
+def _worst(d: Any) -> str:
+    """``p = 0.12 (name)`` of a binned diagnostic, ``p < 0.0099 (name)`` at the floor."""
+    from symnplm.io.booking import p_value_is_bound
+
+    if p_value_is_bound(d.p_value, d.n_null):
+        return f"p < {d.p_value:.2g} ({d.name})"
+    return f"p = {d.p_value:.3g} ({d.name})"
 
 
 def write_summary(outdir: Path, rows: list[dict[str, Any]]) -> None:
@@ -177,11 +223,12 @@ def write_summary(outdir: Path, rows: list[dict[str, Any]]) -> None:
         lines.append(
             f"| {r['run']} | {r['observable']} | {corrected} | {r['injected_br']:g} | "
             f"{r['t']:.2f} | {r['dof']} | "
-            f"{r['p']:.3g} | {r['Z']:.2f} | {_fmt(r['Z_chi2_fit'])} | {r['n_permutations']} | "
+            f"{_p(r)} | {_z(r)} | {_fmt(r['Z_chi2_fit'])} | {r['n_permutations']} | "
             f"{_diag(r)} |"
         )
+    notes = summary_notes(rows)
     with atomic_path(outdir / "summary.md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+        tmp.write_text("\n".join(lines + (["", *notes] if notes else [])) + "\n")
 
 
 def run_demo(settings: DemoSettings) -> list[dict[str, Any]]:
@@ -190,6 +237,7 @@ def run_demo(settings: DemoSettings) -> list[dict[str, Any]]:
     from rich.table import Table
 
     from symnplm import plotting
+    from symnplm.io.booking import convergence_note, format_p_z, result_p_is_bound
     from symnplm.workflow import runs as workflow
     from symnplm.workflow.campaign import dask_client
     from symnplm.workflow.progress import progress_bar
@@ -205,10 +253,13 @@ def run_demo(settings: DemoSettings) -> list[dict[str, Any]]:
                 outcome = workflow.run(cfg, client=client, progress=bar)
             r = outcome.result
             worst = min(outcome.diagnostics, key=lambda d: d.p_value, default=None)
+            note = convergence_note(r.observed.converged, cfg.statistic.optimizer)
             console.print(
-                f"{observable}: t = {r.t:.2f}, dof = {r.dof}, p = {r.p_value:.3g}, Z = {r.z:.2f} "
+                f"{observable}: t = {r.t:.2f}, dof = {r.dof}, "
+                f"{format_p_z(r.p_value, r.z, result_p_is_bound(r))} "
                 f"({outcome.timing['total_s']:.0f} s)"
-                + (f"; smallest binned p = {worst.p_value:.3g} ({worst.name})" if worst else "")
+                + (f"; smallest binned {_worst(worst)}" if worst else "")
+                + (f" [{note}]" if note else "")
             )
             plotting.plot_result(cfg.output)
     plotting.plot_kinematics(
@@ -228,10 +279,12 @@ def run_demo(settings: DemoSettings) -> list[dict[str, Any]]:
             f"{row['injected_br']:g}",
             f"{row['t']:.2f}",
             str(row["dof"]),
-            f"{row['p']:.3g}",
-            f"{row['Z']:.2f}",
+            _p(row),
+            _z(row),
             _diag(row),
         )
     Console().print(table)
+    for note in summary_notes(rows):
+        console.print(note)
     console.print(f"demo finished in {time.perf_counter() - start:.0f} s")
     return rows
