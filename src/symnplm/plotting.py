@@ -1020,7 +1020,11 @@ def plot_closure(
 
 
 def plot_scan(
-    table: Sequence[dict], significance: object, path: str | os.PathLike[str], formats=FORMATS
+    table: Sequence[dict],
+    significance: Any,
+    path: str | os.PathLike[str],
+    luminosity_fb: float | None = None,
+    formats: Sequence[str] = FORMATS,
 ) -> list[Path]:
     """Local Z of every cell of a region scan, the global Z marked.
 
@@ -1049,11 +1053,15 @@ def plot_scan(
         ax.tick_params(axis="y", which="minor", left=False, right=False)
         ax.set_xlim(min(-0.5, float(np.nanmin(z)) - 0.3), max(3.5, float(np.nanmax(z)) + 0.5))
         g = significance
-        ax.set_title(
-            f"{g.n_cells} cells, {g.n_replicas} joint permutations: global p = "
-            f"{'≤ ' if g.global_bound else ''}{g.global_p:.3g} (Z = {g.global_z:.2f}), "
+        experiment_label(ax, luminosity_fb)
+        unconverged = sum(not r.get("converged", True) for r in table)
+        header(
+            ax,
+            f"{g.n_cells} cells, {g.n_replicas} joint permutations: global "
+            f"{'p ≤' if g.global_bound else 'p ='} {g.global_p:.3g} "
+            f"(Z {'≥' if g.global_bound else '='} {g.global_z:.2f}), "
             f"trial factor {g.trial_factor:.1f}",
-            fontsize=11,
+            [f"{unconverged} observed fit(s) not converged" if unconverged else None],
         )
         ax.legend(loc="lower right", fontsize=9, frameon=True)
         return _save(fig, Path(path), formats)

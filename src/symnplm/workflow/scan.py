@@ -247,6 +247,7 @@ class ScanData:
     columns: Sample
     n_a: int
     reweighting: ReweightingUncertainty | None = None
+    luminosity_fb: float | None = None
 
     @classmethod
     def from_samples(
@@ -391,7 +392,9 @@ def load_data(cfg: ScanConfig) -> ScanData:
     missing = [c for c in columns if c not in a.names]
     if missing:
         raise ConfigError(f"{missing}: not columns of {cfg.input}")
-    return ScanData.from_samples(a.select(keep), b.select(keep), reweighting)
+    data = ScanData.from_samples(a.select(keep), b.select(keep), reweighting)
+    data.luminosity_fb = a.provenance.get("luminosity_fb")
+    return data
 
 
 # ---------------------------------------------------------------------------------------
@@ -567,7 +570,7 @@ def run_scan(
             done = _execute(c, todo, directory, data, w, is_a, cfg.seed, progress, done, total)
 
     seconds = time.perf_counter() - start_time
-    return _collect(cfg, cells, skipped, directory, n, size, seconds)
+    return _collect(cfg, cells, skipped, directory, n, size, seconds, data.luminosity_fb)
 
 
 class _given:
@@ -647,6 +650,7 @@ def _collect(
     n: int,
     size: int,
     seconds: float,
+    luminosity_fb: float | None,
 ) -> ScanResult:
     rows, nulls = [], []
     for cell in cells:
@@ -677,11 +681,11 @@ def _collect(
     t_null = np.stack(nulls)
     significance = global_significance([r["t"] for r in rows], t_null)
     result = ScanResult(rows, t_null, significance, directory.path, seconds, skipped)
-    _write_outputs(cfg, result)
+    _write_outputs(cfg, result, luminosity_fb)
     return result
 
 
-def _write_outputs(cfg: ScanConfig, result: ScanResult) -> None:
+def _write_outputs(cfg: ScanConfig, result: ScanResult, luminosity_fb: float | None) -> None:
     from symnplm.io.booking import write_hists
 
     table = result.table()
@@ -690,6 +694,7 @@ def _write_outputs(cfg: ScanConfig, result: ScanResult) -> None:
         "cells": table,
         "skipped": result.skipped,
         "seed": cfg.seed,
+        "luminosity_fb": luminosity_fb,
         "config": cfg.to_dict(),
         "seconds": result.seconds,
         "provenance": provenance(),
@@ -702,7 +707,7 @@ def _write_outputs(cfg: ScanConfig, result: ScanResult) -> None:
     write_hists(result.directory, {"local_z": _local_z_hist(cfg, table)})
     from symnplm.plotting import plot_scan
 
-    plot_scan(table, result.significance, result.directory / "summary.png")
+    plot_scan(table, result.significance, result.directory / "summary.png", luminosity_fb)
 
 
 def _local_z_hist(cfg: ScanConfig, table: list[dict[str, Any]]) -> Any:
