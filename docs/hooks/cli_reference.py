@@ -21,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "<!-- symnplm-cli-reference -->"
 #: columns of the usage lines (argparse wraps to the terminal otherwise)
-WIDTH = 72
+WIDTH = 88
 
 
 def _import_from_checkout() -> None:
