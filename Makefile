@@ -39,8 +39,13 @@ bench: $(TESTS)
 	$(BIN)/python -m benchmarks
 
 lint: $(TESTS)
-	$(BIN)/ruff check src processors tests benchmarks
-	$(BIN)/ruff format --check src processors tests benchmarks
+	$(BIN)/ruff check src processors tests benchmarks docs/hooks
+	$(BIN)/ruff format --check src processors tests benchmarks docs/hooks
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
+
+# the documentation site into site/ (mkdocs-material + mkdocstrings, the `docs` extra)
+.PHONY: docs
+docs: $(TESTS)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
