@@ -13,7 +13,7 @@ Runs, in order, each writing its JSON to ``benchmarks/output/bench/``:
 ``--quick`` (the default of ``make bench``, about 10 minutes on 2 cores) runs a
 reduced grid; ``--full`` the whole grid (1D and 5D, N = 10^4…2.2×10^5,
 R = 1…256; about an hour). The long studies (1000 permutations, Newton against
-5×10^5-epoch Adam) have their own commands, listed in the README.
+5×10^5-epoch Adam) have their own commands, listed in docs/performance.md.
 """
 
 from __future__ import annotations

@@ -55,3 +55,21 @@ def test_sensitivity_command_writes_json_and_figures(processed, tmp_path):
     assert scan["seed"] == 0 and scan["provenance"]["versions"]["numpy"]
     for name in ("z_vs_br.png", "z_vs_zid.png"):
         assert (out / name).stat().st_size > 5_000
+
+
+def test_sensitivity_flags_without_null_toys_parse_to_the_default():
+    """``--null-toys`` omitted: None (then --toys), not a missing attribute."""
+    from symnplm.cli import build_parser
+
+    args = build_parser().parse_args(["sensitivity", "--brs", "0.1", "--output", "out"])
+    assert args.null_toys is None and args.toys == 20
+
+
+def test_python_dash_m_symnplm_cli_is_the_command():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "symnplm.cli", "--version"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and out.stdout.startswith("symnplm ")

@@ -155,7 +155,13 @@ def add_sensitivity_parser(subparsers: argparse._SubParsersAction) -> argparse.A
         "--brs", type=float, nargs="+", required=True, help="branching ratios, e.g. 0.005 0.01"
     )
     p.add_argument("--toys", type=int, default=20, help="pseudo-experiments per BR")
-    p.add_argument("--null-toys", type=int, help="pseudo-experiments at BR = 0 (default --toys)")
+    # an explicit default: add_arguments suppresses the defaults of flags added after it
+    p.add_argument(
+        "--null-toys",
+        type=int,
+        default=None,
+        help="pseudo-experiments at BR = 0 (default: --toys)",
+    )
     p.set_defaults(func=run_sensitivity)
     return p
 

@@ -5,8 +5,9 @@
    symmetric ``lfuv`` selection (the same fiducial region and isolation cut for both
    flavours) and the efficiency-ratio map ``datasets/demo/efficiency_map.json``:
    R^ε = ε_μ/ε_e measured on an *independent* simulated sample with the same
-   detector (40 fb⁻¹, another seed; the command that made it is in the README), so
-   that every event is weighted by R^ε at its electron.
+   detector (the 20 fb⁻¹ paper-preset production of the closure study, seed 20261127;
+   its command is in docs/closure.md), so that every event is weighted by R^ε at its
+   electron.
 2. Keep the weights (no pseudo-data duplicates a simulated event).
 3. Run the symmetrized test t_{A+B}(A+B) (Eq. 22 of arXiv:2401.09530) of emu against
    mue on m_coll (1-4-1 network) and on the five two-body features (5-4-1),
