@@ -31,6 +31,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from symnplm.physics.lhc import SQRT_S_GEV as SQRT_S_GEV  # the generators' √s (re-exported)
+
 #: Masses fixed explicitly because the reference cross sections assume them.
 TOP_MASS_GEV = 172.5
 HIGGS_MASS_GEV = 125.0
