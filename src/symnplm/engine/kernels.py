@@ -21,6 +21,17 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+__all__ = [
+    "LOSSES",
+    "compiled_kernel",
+    "compiled_loss_kernel",
+    "compiled_newton_kernel",
+    "compiler_available",
+    "mlp1_newton_terms",
+    "mlp_loss",
+    "mlp_loss_and_grad",
+]
+
 LOSSES = ("extended", "crossentropy")
 
 

@@ -21,6 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
+__all__ = [
+    "ACTIVATIONS",
+    "MLP",
+    "BinwiseFunction",
+    "replica_generators",
+]
+
 ACTIVATIONS = {
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,

@@ -32,6 +32,20 @@ from symnplm.engine.losses import (
     null_cross_entropy,
 )
 
+__all__ = [
+    "CrossEntropyObjective",
+    "ExtendedLikelihoodObjective",
+    "Index",
+    "KernelModel",
+    "KernelObjective",
+    "Model",
+    "NewtonObjective",
+    "Objective",
+    "ReferenceLossObjective",
+    "RunawayBoundObjective",
+    "SigmaDeltaObjective",
+]
+
 Index = torch.Tensor | None
 
 

@@ -48,6 +48,26 @@ from symnplm.inference.streams import (
 )
 from symnplm.io.samples import Sample, as_sample
 
+__all__ = [
+    "DEFAULT_BATCH_ELEMENTS",
+    "METHODS",
+    "Progress",
+    "ToyGenerator",
+    "bootstrap_batch",
+    "calibrate",
+    "calibrated",
+    "default_batch_size",
+    "generator_batch",
+    "joint_permutation_labels",
+    "labelled_batch",
+    "pairs_batch",
+    "permutation_batch",
+    "permutation_null",
+    "permutation_weights",
+    "relabel",
+    "toy_null",
+]
+
 #: memory bound of one batch: replicas × events (each weight array is this many floats)
 DEFAULT_BATCH_ELEMENTS = 1 << 25
 

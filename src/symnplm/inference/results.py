@@ -20,6 +20,15 @@ from symnplm.engine.models import MLP, BinwiseFunction
 from symnplm.inference.significance import Chi2Fit, asymptotic_pvalue, asymptotic_z
 from symnplm.io.files import read_json, write_json, write_npz
 
+__all__ = [
+    "RESULT_ARRAYS",
+    "RESULT_JSON",
+    "CalibrationResult",
+    "NullDistribution",
+    "TestResult",
+    "model_from_description",
+]
+
 RESULT_JSON = "result.json"
 RESULT_ARRAYS = "arrays.npz"
 
