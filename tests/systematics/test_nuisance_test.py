@@ -47,12 +47,12 @@ class ScaleNuisance:
         return {"kind": "analytic-scale", "sigma": self.sigma}
 
 
-def _nplm_batch(datas, ref, ref_weight=1.0):
+def _nplm_batch(data_sets, ref, ref_weight=1.0):
     """Replicas with their own data events and a shared reference (zero-padded)."""
-    r, nmax = len(datas), max(len(d) for d in datas)
+    r, nmax = len(data_sets), max(len(d) for d in data_sets)
     n = len(ref) + nmax
     x, wa, wb = np.zeros((r, n, 1)), np.zeros((r, n)), np.zeros((r, n))
-    for i, d in enumerate(datas):
+    for i, d in enumerate(data_sets):
         x[i, : len(ref), 0], wb[i, : len(ref)] = ref, ref_weight
         x[i, len(ref) : len(ref) + len(d), 0], wa[i, len(ref) : len(ref) + len(d)] = d, 1.0
     return ReplicaBatch(x, wa, wb, ("x",))
@@ -85,13 +85,13 @@ def test_delta_recovers_injected_shift():
     rng = np.random.default_rng(4)
     nu_true = (1.5, -1.0)
     toy = ExponentialNuisanceToy(20_000, scale_sigma=0.05, norm_sigma=0.1)
-    datas = [toy.draw(rng, *nu_true) for _ in range(2)]
+    data_sets = [toy.draw(rng, *nu_true) for _ in range(2)]
     ref = rng.exponential(size=60_000)
     ns = NuisanceSet((ScaleNuisance(), NormalisationNuisance("norm", 0.1)), features=("x",))
     # one τ start is enough here: this test is about Δ (the null start keeps t ≥ 0)
     test = NuisanceNPLMTest(ns, (1, 3, 1), n_expected=20_000, fit=NEWTON, starts=("null",))
     # statistical errors: ~0.1σ (scale), ~0.08σ (norm); prior pull ~2 %
-    out = test.fit_batch(_nplm_batch(datas, ref, 1 / 3), seed=0, replica_ids=[0, 1])
+    out = test.fit_batch(_nplm_batch(data_sets, ref, 1 / 3), seed=0, replica_ids=[0, 1])
     np.testing.assert_allclose(out.parts["nu_delta[scale]"], nu_true[0], atol=0.3)
     np.testing.assert_allclose(out.parts["nu_delta[norm]"], nu_true[1], atol=0.3)
     assert np.all(out.parts["delta"] > 20)  # a 1.5σ scale shift of 20k events is visible
@@ -102,15 +102,15 @@ def test_delta_recovers_injected_shift():
 def test_delta_matches_analytic_normalisation_profile():
     """Δ for a pure normalisation nuisance: -2 min_ν [N(e^{σν} - 1) - n σν + (ν - ν̂)²/2 - ν̂²/2]."""
     rng = np.random.default_rng(5)
-    datas = [rng.exponential(size=k) for k in (900, 1000, 1150)]
+    data_sets = [rng.exponential(size=k) for k in (900, 1000, 1150)]
     aux = np.array([[0.0], [0.7], [-1.2]])
     ref = rng.exponential(size=5000)
     sigma, n_exp = 0.1, 1000.0
     ns = NuisanceSet((NormalisationNuisance("norm", sigma),), features=("x",))
     edges = np.quantile(ref, np.linspace(0, 1, 6))
     test = NuisanceNPLMTest(ns, model=BinwiseFunction(tuple(edges)), n_expected=n_exp, fit=NEWTON)
-    out = test.fit_batch(_nplm_batch(datas, ref), seed=0, replica_ids=[0, 1, 2], aux=aux)
-    for i, d in enumerate(datas):
+    out = test.fit_batch(_nplm_batch(data_sets, ref), seed=0, replica_ids=[0, 1, 2], aux=aux)
+    for i, d in enumerate(data_sets):
         a, n_obs = aux[i, 0], len(d)
 
         def loss(nu, n_obs=n_obs, a=a):
@@ -122,7 +122,7 @@ def test_delta_matches_analytic_normalisation_profile():
     # with a bin-wise f the normalisation is absorbed by f in τ, so ν_τ = ν̂ and
     # τ = the binned NPLM statistic with the expected yield fixed, plus -2 C(ν̂) = ν̂²
     binned = BinnedTest(edges, "nplm", n_a_expected=n_exp).fit_batch(
-        _nplm_batch(datas, ref), 0, [0, 1, 2]
+        _nplm_batch(data_sets, ref), 0, [0, 1, 2]
     )
     np.testing.assert_allclose(out.parts["tau"], binned.t + aux[:, 0] ** 2, atol=1e-6)
     np.testing.assert_allclose(out.parts["nu_tau[norm]"], aux[:, 0], atol=1e-3)
@@ -229,13 +229,13 @@ def test_tau_keeps_the_best_start():
     """τ with starts ("null", "glorot") is at least τ from the null start alone (the null
     start is unit-for-unit the same fit), and the bad options are rejected."""
     rng = np.random.default_rng(10)
-    datas = [rng.exponential(size=300) * 1.03 for _ in range(3)]
+    data_sets = [rng.exponential(size=300) * 1.03 for _ in range(3)]
     ref = rng.exponential(size=1500)
     ns = NuisanceSet((ScaleNuisance(),), features=("x",))
     clipped = FitConfig(optimizer="newton", dtype="float64", clip=9.0)  # no runaway fits
     both = NuisanceNPLMTest(ns, (1, 3, 1), n_expected=300, fit=clipped)
     null_only = NuisanceNPLMTest(ns, (1, 3, 1), n_expected=300, fit=clipped, starts=("null",))
-    batch = _nplm_batch(datas, ref, 0.2)
+    batch = _nplm_batch(data_sets, ref, 0.2)
     t_both = both.fit_batch(batch, 0, [0, 1, 2])
     t_null = null_only.fit_batch(batch, 0, [0, 1, 2])
     np.testing.assert_allclose(t_both.parts["delta"], t_null.parts["delta"])

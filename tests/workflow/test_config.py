@@ -49,7 +49,7 @@ def test_dump_and_load_round_trip(tmp_path):
     ("text", "key"),
     [
         ("seeed: 1\n", "seeed"),
-        ("statistic: {methd: nplm}\n", "statistic.methd"),
+        ("statistic: {methd: nplm}\n", "statistic.methd"),  # codespell:ignore methd
         ("calibration: {method: permutations, n: 10, workerz: 2}\n", "calibration.workerz"),
     ],
 )

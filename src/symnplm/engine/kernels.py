@@ -21,6 +21,17 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+__all__ = [
+    "LOSSES",
+    "compiled_kernel",
+    "compiled_loss_kernel",
+    "compiled_newton_kernel",
+    "compiler_available",
+    "mlp1_newton_terms",
+    "mlp_loss",
+    "mlp_loss_and_grad",
+]
+
 LOSSES = ("extended", "crossentropy")
 
 
@@ -186,7 +197,7 @@ def mlp1_newton_terms(
     curv = [_activation_curvature(activation, *zs) for zs in zip(z, act, slope)]
     terms, r, q, fmax = _loss_derivatives(f, c1, c2, loss)
     # J in the flattened parameter order [W1 (H, d) row-major, b1 (H), W2 (H), b2]
-    jac = []
+    jac: list[torch.Tensor] = []
     for a in range(n_hidden):
         vs = w2[:, 0, a : a + 1] * slope[a]
         jac.extend(vs * xj for xj in xs)

@@ -28,6 +28,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+__all__ = [
+    "ACCUMULATE",
+    "cross_entropy_loss",
+    "extended_likelihood_floor",
+    "extended_likelihood_loss",
+    "null_cross_entropy",
+]
+
 ACCUMULATE = torch.float64
 
 

@@ -14,11 +14,19 @@ Poisson-bootstrap toys: only the per-event weights differ), or per replica,
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+
+__all__ = [
+    "ACTIVATIONS",
+    "MLP",
+    "BinwiseFunction",
+    "replica_generators",
+]
 
 ACTIVATIONS = {
     "sigmoid": torch.sigmoid,
@@ -56,8 +64,16 @@ def replica_generators(
     return gens
 
 
+#: (shape, index of the tensor in the shapes, the replica's generator) -> float64 values
+Draw = Callable[[tuple[int, ...], int, torch.Generator], torch.Tensor]
+
+
 def _stack_init(
-    shapes: list[tuple[int, ...]], draw, seeds: Sequence[int], dtype, device
+    shapes: list[tuple[int, ...]],
+    draw: Draw,
+    seeds: Sequence[int],
+    dtype: torch.dtype,
+    device: torch.device | str,
 ) -> list[torch.Tensor]:
     """Draw each replica's parameters from its own generator and stack along dim 0."""
     per_replica = [
@@ -125,7 +141,11 @@ class MLP:
         return k % 2 == 0
 
     def init(
-        self, seeds: Sequence[int], dtype=torch.float32, device="cpu", zero_output: bool = False
+        self,
+        seeds: Sequence[int],
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+        zero_output: bool = False,
     ) -> list[torch.Tensor]:
         """Parameters of ``len(seeds)`` replicas, Glorot-uniform kernels, zero biases.
 
@@ -135,7 +155,7 @@ class MLP:
         """
         n_last = len(self.shapes) - 2
 
-        def draw(shape, k, g):
+        def draw(shape: tuple[int, ...], k: int, g: torch.Generator) -> torch.Tensor:
             if k % 2 == 1 or (zero_output and k == n_last):
                 return torch.zeros(shape, dtype=torch.float64)
             fan_out, fan_in = shape
@@ -236,7 +256,7 @@ class MLP:
                 if clip_biases or self.is_kernel(k):
                     p.clamp_(-bound, bound)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """JSON-able description."""
         return {
             "family": "mlp",
@@ -295,7 +315,11 @@ class BinwiseFunction:
         return torch.bucketize(x[..., 0].contiguous(), edges, right=True)
 
     def init(
-        self, seeds: Sequence[int], dtype=torch.float32, device="cpu", zero_output: bool = False
+        self,
+        seeds: Sequence[int],
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+        zero_output: bool = False,
     ) -> list[torch.Tensor]:
         """f = 0 for every replica (``zero_output`` is implied)."""
         return [torch.zeros((len(seeds), self.n_bins), dtype=dtype, device=device)]
@@ -334,6 +358,6 @@ class BinwiseFunction:
         with torch.no_grad():
             params[0].clamp_(-bound, bound)
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         """JSON-able description."""
         return {"family": "binwise", "edges": list(self.edges)}

@@ -37,6 +37,14 @@ from pathlib import Path
 
 import torch
 
+__all__ = [
+    "ACTIVATIONS",
+    "LOSSES",
+    "MLP1Kernels",
+    "cache_dir",
+    "native_kernels",
+]
+
 ACTIVATIONS = {"sigmoid": 0, "tanh": 1, "relu": 2, "softplus": 3}
 LOSSES = {"extended": 0, "crossentropy": 1}
 #: fewest events per thread when the events of fewer units than threads are split

@@ -8,13 +8,20 @@ over events, so chunk contributions simply add).
 
 A *unit* is one independent minimisation with its own parameters: one NPLM fit,
 one of the two functions f or g of a symmetrized fit, or one (Σ, δ) pair.
+
+The protocols write down what the fitter calls: every objective is an
+:class:`Objective`; Newton needs a :class:`NewtonObjective`; the fused kernels serve
+a :class:`KernelObjective` whose model is a :class:`KernelModel`; divergence
+detection uses :class:`RunawayBoundObjective` and the stopping rule
+:class:`ReferenceLossObjective` where an objective is one.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -24,6 +31,20 @@ from symnplm.engine.losses import (
     extended_likelihood_loss,
     null_cross_entropy,
 )
+
+__all__ = [
+    "CrossEntropyObjective",
+    "ExtendedLikelihoodObjective",
+    "Index",
+    "KernelModel",
+    "KernelObjective",
+    "Model",
+    "NewtonObjective",
+    "Objective",
+    "ReferenceLossObjective",
+    "RunawayBoundObjective",
+    "SigmaDeltaObjective",
+]
 
 Index = torch.Tensor | None
 
@@ -36,40 +57,177 @@ def _units(t: torch.Tensor, units: Index, per_unit_dims: int) -> torch.Tensor:
 
 
 class Model(Protocol):
-    """What the objectives need from a replicated function family (see :mod:`.models`)."""
+    """A replicated function family, as the objectives and statistics use it (see :mod:`.models`).
 
-    shapes: list[tuple[int, ...]]
-    n_parameters: int
+    Parameters are a list of tensors whose leading dimension is the replica (unit)
+    index, in the order of :attr:`shapes`; :class:`.models.MLP` and
+    :class:`.models.BinwiseFunction` implement it.
+    """
 
-    def init(self, seeds, dtype=..., device=...) -> list[torch.Tensor]: ...
+    @property
+    def shapes(self) -> list[tuple[int, ...]]:
+        """Per-replica parameter shapes."""
+        ...
 
-    def forward(self, params, x) -> torch.Tensor: ...
+    @property
+    def n_parameters(self) -> int:
+        """Free parameters of one replica."""
+        ...
 
-    def clip_(self, params, bound: float, clip_biases: bool = False) -> None: ...
+    @property
+    def input_dim(self) -> int:
+        """Dimension d of the feature space."""
+        ...
+
+    def init(
+        self,
+        seeds: Sequence[int],
+        dtype: torch.dtype = ...,
+        device: torch.device | str = ...,
+        zero_output: bool = ...,
+    ) -> list[torch.Tensor]:
+        """Parameters of ``len(seeds)`` replicas, each from its own seed."""
+        ...
+
+    def forward(self, params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """f of every replica on every event, ``(R, N)``."""
+        ...
+
+    def jacobian(
+        self, params: Sequence[torch.Tensor], x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """f ``(R, N)`` and its per-event gradient in the flattened parameters ``(R, N, P)``."""
+        ...
+
+    def curvature(
+        self, params: Sequence[torch.Tensor], x: torch.Tensor, r: torch.Tensor
+    ) -> torch.Tensor | None:
+        """Σ_i r_i ∇²f(x_i), ``(R, P, P)``, or ``None`` where there is no analytic form."""
+        ...
+
+    def clip_(
+        self, params: Sequence[torch.Tensor], bound: float, clip_biases: bool = False
+    ) -> None:
+        """Clip parameters in place to [-bound, bound]."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description."""
+        ...
+
+
+@runtime_checkable
+class KernelModel(Model, Protocol):
+    """A model the fused kernels can evaluate: a fully connected network (:class:`.models.MLP`).
+
+    The kernels of :mod:`.kernels` and :mod:`.native` are written for this
+    architecture and activation; other families take the eager path.
+    """
+
+    @property
+    def architecture(self) -> tuple[int, ...]:
+        """Layer sizes, input first."""
+        ...
+
+    @property
+    def activation(self) -> str:
+        """Hidden-layer activation, a key of :data:`.models.ACTIVATIONS`."""
+        ...
 
 
 class Objective(Protocol):
-    """Interface the optimisers use."""
+    """What both optimisers of :func:`symnplm.engine.fit` call: the loss of U units.
+
+    Optional capabilities are the protocols below; the fitter checks them with
+    ``isinstance`` and uses them where present.
+    """
 
     n_units: int
     n_events: int
 
     @property
-    def shapes(self) -> list[tuple[int, ...]]: ...
+    def shapes(self) -> list[tuple[int, ...]]:
+        """Per-unit parameter shapes."""
+        ...
 
     @property
-    def width(self) -> int: ...
+    def width(self) -> int:
+        """Per-event work in units of a layer width (sizes the event chunks)."""
+        ...
 
     def loss(
         self, params: list[torch.Tensor], units: Index, events: slice
-    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss per unit and max f over data events (``-inf`` where not meaningful)."""
+        ...
 
-    def clip_(self, params: list[torch.Tensor], bound: float, clip_biases: bool) -> None: ...
+    def clip_(self, params: list[torch.Tensor], bound: float, clip_biases: bool) -> None:
+        """Weight clipping, in place."""
+        ...
 
-    def floor(self) -> torch.Tensor: ...
+    def floor(self) -> torch.Tensor:
+        """Lower bound of each unit's loss (``-inf``: the fit can diverge)."""
+        ...
 
 
-def _widest(model) -> int:
+@runtime_checkable
+class NewtonObjective(Objective, Protocol):
+    """An objective with analytic second-order terms: what ``optimizer="newton"`` needs."""
+
+    def newton_terms(
+        self, params: list[torch.Tensor], units: Index, events: slice, exact: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Loss, max data f, gradient ``(u, P)`` and Hessian ``(u, P, P)`` (float64).
+
+        ``exact=False`` asks for the Gauss–Newton Hessian Jᵀ diag(ℓ'') J.
+        """
+        ...
+
+
+@runtime_checkable
+class KernelObjective(Objective, Protocol):
+    """An objective whose loss the fused kernels (:mod:`.kernels`, :mod:`.native`) compute.
+
+    The kernels take two per-event coefficient arrays ``c1``, ``c2`` whose meaning
+    is fixed by :attr:`kernel_loss` (``"extended"``: reference coefficient and data
+    weight; ``"crossentropy"``: weights in A and in B).
+    """
+
+    model: Model
+
+    @property
+    def kernel_loss(self) -> str | None:
+        """Loss family of the kernels, or ``None`` where the model is no :class:`KernelModel`."""
+        ...
+
+    def kernel_inputs(self, units: Index, events: slice) -> tuple[torch.Tensor, ...]:
+        """``(x, c1, c2)`` of ``units`` on ``events`` (copied, for ``torch.compile``)."""
+        ...
+
+    def kernel_operands(self, events: slice) -> tuple[torch.Tensor | None, ...]:
+        """``(x, c1, c2, per-unit scale of c1 or None)`` of every unit, uncopied (native)."""
+        ...
+
+
+@runtime_checkable
+class RunawayBoundObjective(Objective, Protocol):
+    """An objective whose loss is unbounded below, with the f beyond which a fit ran away."""
+
+    def max_log_ratio(self) -> torch.Tensor:
+        """Per unit, the largest f a data event can take at a stationary point (+inf: none)."""
+        ...
+
+
+@runtime_checkable
+class ReferenceLossObjective(Objective, Protocol):
+    """An objective whose null (best constant) loss is not zero: progress is judged from it."""
+
+    def reference_loss(self) -> torch.Tensor:
+        """Loss of the null per unit (float64, on the CPU)."""
+        ...
+
+
+def _widest(model: Model) -> int:
     return max((s[0] for s in model.shapes), default=1)
 
 
@@ -163,7 +321,7 @@ class ExtendedLikelihoodObjective:
     @property
     def kernel_loss(self) -> str | None:
         """Loss family of the fused kernels (:mod:`.kernels`), for MLPs."""
-        return "extended" if hasattr(self.model, "architecture") else None
+        return "extended" if isinstance(self.model, KernelModel) else None
 
     def kernel_inputs(self, units: Index, events: slice) -> tuple[torch.Tensor, ...]:
         """(x, c, β) for the fused kernel."""
@@ -203,9 +361,10 @@ class ExtendedLikelihoodObjective:
 
     def floor(self) -> torch.Tensor:
         """Event-by-event lower bound of each unit's loss (``-inf`` ⇒ the fit can diverge)."""
-        return sum(
+        floors = (
             extended_likelihood_floor(*self.coefficients(None, ev)) for ev in self._event_chunks()
         )
+        return sum(floors, torch.zeros((), dtype=torch.float64, device=self.x.device))
 
     def max_log_ratio(self) -> torch.Tensor:
         """Largest f a data event can take at a stationary point, per unit (+inf if bounded).
@@ -392,7 +551,7 @@ class CrossEntropyObjective:
     @property
     def kernel_loss(self) -> str | None:
         """Loss family of the fused kernels (:mod:`.kernels`), for MLPs."""
-        return "crossentropy" if hasattr(self.model, "architecture") else None
+        return "crossentropy" if isinstance(self.model, KernelModel) else None
 
     def kernel_inputs(self, units: Index, events: slice) -> tuple[torch.Tensor, ...]:
         """(x, w_A, w_B) for the fused kernel."""

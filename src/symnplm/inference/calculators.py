@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from symnplm.inference.batches import ReplicaBatch, TwoSampleTest
 from symnplm.inference.results import CalibrationResult, NullDistribution, TestResult
 from symnplm.inference.reweighting import ReweightingUncertainty
 from symnplm.inference.significance import (
@@ -45,8 +46,27 @@ from symnplm.inference.streams import (
     STREAM_TOYS,
     replica_rng,
 )
-from symnplm.inference.test_statistics import ReplicaBatch, TwoSampleTest
 from symnplm.io.samples import Sample, as_sample
+
+__all__ = [
+    "DEFAULT_BATCH_ELEMENTS",
+    "METHODS",
+    "Progress",
+    "ToyGenerator",
+    "bootstrap_batch",
+    "calibrate",
+    "calibrated",
+    "default_batch_size",
+    "generator_batch",
+    "joint_permutation_labels",
+    "labelled_batch",
+    "pairs_batch",
+    "permutation_batch",
+    "permutation_null",
+    "permutation_weights",
+    "relabel",
+    "toy_null",
+]
 
 #: memory bound of one batch: replicas × events (each weight array is this many floats)
 DEFAULT_BATCH_ELEMENTS = 1 << 25
@@ -232,18 +252,18 @@ def pairs_batch(
     method: str = "toys",
 ) -> NullDistribution:
     """One batched fit of given samples (A, B), one pair per replica, zero-padded."""
-    pairs = [(as_sample(pa, "A"), as_sample(pb, "B")) for pa, pb in pairs]
-    n_max = max(len(pa) + len(pb) for pa, pb in pairs)
-    d = pairs[0][0].dim
-    x = np.zeros((len(pairs), n_max, d))
-    wa = np.zeros((len(pairs), n_max))
+    samples = [(as_sample(pa, "A"), as_sample(pb, "B")) for pa, pb in pairs]
+    n_max = max(len(pa) + len(pb) for pa, pb in samples)
+    d = samples[0][0].dim
+    x = np.zeros((len(samples), n_max, d))
+    wa = np.zeros((len(samples), n_max))
     wb = np.zeros_like(wa)
-    for row, (pa, pb) in enumerate(pairs):
+    for row, (pa, pb) in enumerate(samples):
         na, nb = len(pa), len(pb)
         x[row, : na + nb] = np.concatenate([pa.features, pb.features])
         wa[row, :na] = pa.weights
         wb[row, na : na + nb] = pb.weights
-    return _run(test, ReplicaBatch(x, wa, wb, pairs[0][0].names), seed, replica_ids, method)
+    return _run(test, ReplicaBatch(x, wa, wb, samples[0][0].names), seed, replica_ids, method)
 
 
 def _run(

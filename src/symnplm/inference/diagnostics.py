@@ -4,7 +4,7 @@ A network-based t can miss an asymmetry that its function family does not resolv
 (a narrow window in η, a step at a detector boundary): a p-value that is large for
 that reason is not evidence of symmetry. Every emu-vs-mue result therefore carries
 binned symmetrized statistics (the G-test of the 2×K table of A and B weights,
-:class:`~symnplm.inference.test_statistics.BinnedTest`) of each feature and of
+:class:`~symnplm.inference.binned.BinnedTest`) of each feature and of
 feature pairs (e.g. (η_lead, η_sub)), each calibrated with the same kind of null as
 the network: relabellings of A ∪ B (Sec. III E of arXiv:2401.09530), with the
 uncertainty of a label-dependent reweighting redrawn in every replica
@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from symnplm.inference.batches import ReplicaBatch
+from symnplm.inference.binned import BinnedTest
 from symnplm.inference.calculators import permutation_weights
 from symnplm.inference.reweighting import ReweightingUncertainty
 from symnplm.inference.significance import asymptotic_pvalue, empirical_pvalue, p_to_z
-from symnplm.inference.test_statistics import BinnedTest, ReplicaBatch
 from symnplm.io.samples import Sample
 
 __all__ = ["BinnedDiagnostic", "DiagnosticBinning", "binned_diagnostics"]

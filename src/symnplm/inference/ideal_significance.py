@@ -17,6 +17,13 @@ from collections.abc import Callable
 import numpy as np
 from scipy import integrate
 
+__all__ = [
+    "asimov_symmetrized_score",
+    "binned_ideal_significance",
+    "ideal_significance",
+    "ideal_symmetrized_score",
+]
+
 
 def _xlogy_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a·log(a/b) with 0·log 0 = 0 (and +inf where a > 0 = b)."""

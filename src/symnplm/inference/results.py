@@ -20,6 +20,15 @@ from symnplm.engine.models import MLP, BinwiseFunction
 from symnplm.inference.significance import Chi2Fit, asymptotic_pvalue, asymptotic_z
 from symnplm.io.files import read_json, write_json, write_npz
 
+__all__ = [
+    "RESULT_ARRAYS",
+    "RESULT_JSON",
+    "CalibrationResult",
+    "NullDistribution",
+    "TestResult",
+    "model_from_description",
+]
+
 RESULT_JSON = "result.json"
 RESULT_ARRAYS = "arrays.npz"
 
@@ -97,20 +106,20 @@ class TestResult:
         estimate of log(n_A(x)/n_B(x)) (δ of the paper up to factor and constant).
         """
         model = model_from_description(self.model)
-        xt = np.asarray(x, dtype=np.float64)
-        if xt.ndim == 1:
-            xt = xt[:, None]
-        if xt.shape[1] != model.input_dim:
+        points = np.asarray(x, dtype=np.float64)
+        if points.ndim == 1:
+            points = points[:, None]
+        if points.shape[1] != model.input_dim:
             raise ValueError(
-                f"evaluation points have {xt.shape[1]} features, the fit used {model.input_dim}"
+                f"evaluation points have {points.shape[1]} features, the fit used {model.input_dim}"
             )
-        xt = torch.as_tensor(xt)
+        xt = torch.as_tensor(points)
         out: dict[str, np.ndarray] = {}
         with torch.no_grad():
             for name, params in self.functions.items():
                 ps = [torch.as_tensor(np.asarray(p, dtype=np.float64))[None] for p in params]
                 out[name] = model.forward(ps, xt)[0].numpy()
-        ratio = np.full(xt.shape[0], float(self.log_ratio.get("constant", 0.0)))
+        ratio = np.full(points.shape[0], float(self.log_ratio.get("constant", 0.0)))
         for coef, name in self.log_ratio.get("terms", []):
             ratio = ratio + float(coef) * out[name]
         out["log_ratio"] = ratio
@@ -158,7 +167,7 @@ class TestResult:
     @classmethod
     def from_parts(cls, meta: dict[str, Any], arrays: Any, prefix: str = "") -> TestResult:
         """Rebuild from a JSON dict and an npz mapping."""
-        functions: dict[str, list[np.ndarray]] = {}
+        functions: dict[str, list[tuple[int, np.ndarray]]] = {}
         hist: dict[str, np.ndarray] = {}
         for key in arrays.files if hasattr(arrays, "files") else arrays:
             if not key.startswith(prefix):

@@ -13,6 +13,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special, stats
 
+__all__ = [
+    "Chi2Fit",
+    "asymptotic_pvalue",
+    "asymptotic_z",
+    "chi2_log_pvalue",
+    "empirical_pvalue",
+    "fit_chi2_dof",
+    "p_to_z",
+    "z_from_log_p",
+    "z_to_p",
+]
+
 
 def z_from_log_p(log_p: np.ndarray | float) -> np.ndarray | float:
     """One-sided significance Z = Φ⁻¹(1 - p) from log p (stable for p ≪ 1e-300)."""

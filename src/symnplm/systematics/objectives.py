@@ -1,7 +1,7 @@
 """Objective with profiled nuisances: z = a·f(x) + log r(x; ν), plus Gaussian constraints.
 
-Implements the interface of :mod:`symnplm.engine.objectives` (``loss``,
-``newton_terms``, ``clip_``, ``floor``, ``shapes``, ``width``), so the engine's
+A :class:`~symnplm.engine.objectives.NewtonObjective` with a runaway bound
+(:class:`~symnplm.engine.objectives.RunawayBoundObjective`), so the engine's
 optimisers (:func:`symnplm.engine.fit`) fit f and ν jointly, U units at once.
 
 Two likelihoods share the construction, selected by ``link``:
