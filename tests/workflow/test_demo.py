@@ -112,3 +112,15 @@ def test_demo_without_the_map_and_with_a_map_of_its_own_events(small_fileset, tm
     capsys.readouterr()
     assert main([*args, "--efficiency-map", str(tmp_path / "own.json")]) == 2
     assert "measured on events this run processes" in capsys.readouterr().err
+
+
+def test_the_demo_finds_its_dataset_beside_the_fileset(tmp_path, monkeypatch):
+    """Installed from a wheel and run elsewhere: the map comes from beside --fileset."""
+    from symnplm.workflow.demo import default_efficiency_map, default_fileset
+
+    fileset = tmp_path / "somewhere" / "fileset.json"
+    assert default_efficiency_map(fileset) == tmp_path / "somewhere" / "efficiency_map.json"
+    (tmp_path / "datasets" / "demo").mkdir(parents=True)
+    (tmp_path / "datasets" / "demo" / "fileset.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    assert default_fileset() == tmp_path / "datasets" / "demo" / "fileset.json"

@@ -26,6 +26,7 @@ calibration campaign that was interrupted continues from its finished batches.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,15 +38,27 @@ from symnplm.workflow.config import RunConfig
 
 
 def default_fileset() -> Path:
-    """``datasets/demo/fileset.json`` of the source tree (editable install or checkout)."""
+    """The embedded demo dataset, ``datasets/demo/fileset.json``.
+
+    Looked for in the working directory, then in the source checkout an editable
+    install points at; a wheel installed elsewhere needs ``--fileset``.
+    """
     import symnplm
 
-    return Path(symnplm.__file__).resolve().parents[2] / "datasets" / "demo" / "fileset.json"
+    for root in (Path.cwd(), Path(symnplm.__file__).resolve().parents[2]):
+        candidate = root / "datasets" / "demo" / "fileset.json"
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        "datasets/demo/fileset.json is neither here nor in a source checkout; give "
+        "--fileset <checkout>/datasets/demo/fileset.json"
+    )
 
 
-def default_efficiency_map() -> Path:
-    """``datasets/demo/efficiency_map.json``: R^ε measured on an independent simulation."""
-    return default_fileset().parent / "efficiency_map.json"
+def default_efficiency_map(fileset: str | os.PathLike[str] | None = None) -> Path:
+    """``efficiency_map.json`` beside the demo fileset: R^ε measured on an independent
+    simulation."""
+    return Path(fileset or default_fileset()).parent / "efficiency_map.json"
 
 
 @dataclass
@@ -61,8 +74,8 @@ class DemoSettings:
     scheduler: str | None = None
     seed: int = 1
     inject_br: float = 0.0
-    #: the efficiency-ratio map applied by the processor (``None``: none); default
-    #: :func:`default_efficiency_map` (for the default fileset)
+    #: the efficiency-ratio map applied by the processor; default
+    #: :func:`default_efficiency_map` (beside the fileset)
     efficiency_map: Path | None = None
     use_efficiency_map: bool = True
     observables: tuple[str, ...] = ("m_coll", "5d")
@@ -72,7 +85,7 @@ class DemoSettings:
 def _efficiency_map(settings: DemoSettings) -> Path | None:
     if not settings.use_efficiency_map:
         return None
-    path = Path(settings.efficiency_map or default_efficiency_map())
+    path = Path(settings.efficiency_map or default_efficiency_map(settings.fileset))
     if not path.exists():
         raise FileNotFoundError(f"{path}: efficiency map not found (give --efficiency-map)")
     return path.resolve()
