@@ -38,7 +38,7 @@ from typing import Any
 
 from symnplm.io.files import read_json
 from symnplm.workflow import sensitivity as sens
-from symnplm.workflow.config import InjectionSpec, RunConfig, StatisticSpec
+from symnplm.workflow.config import InjectionSpec, RunConfig, SampleSpec, StatisticSpec
 
 HERE = Path(__file__).resolve().parent
 #: the processed paper-preset production, corrected with the independent production's map
@@ -94,9 +94,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def config(args: argparse.Namespace) -> RunConfig:
-    """The run description: emu/mue pool of all background datasets, m_coll, 1-4-1."""
+    """The run description: the paper's electron-leading (emu) pool of all background
+    datasets, m_coll, 1-4-1."""
     return RunConfig(
         input=str(args.input),
+        a=SampleSpec(category="emu"),
+        b=SampleSpec(category="emu"),
         features="m_coll",
         inject=InjectionSpec(datasets=list(args.signal_datasets)),
         statistic=StatisticSpec(method="symmetrized", optimizer="newton", max_iter=args.max_iter),

@@ -217,3 +217,24 @@ def test_luminosities_need_the_bootstrap_protocol(processed, tmp_path):
     args = ["sensitivity", "--input", str(processed), "--brs", "0.1", "--luminosities", "1",
             "--output", str(tmp_path / "x"), "--quiet"]  # fmt: skip
     assert main(args) == 2
+
+
+def test_an_emu_only_pool_is_the_papers_and_each_sample_expects_all_of_it(processed):
+    """a = b = emu: the electron-leading events alone, once (arXiv:2401.09530 Sec. V B)."""
+    import dataclasses
+
+    from symnplm.workflow.config import SampleSpec
+
+    cfg = dataclasses.replace(
+        _cfg(processed), a=SampleSpec(category="emu"), b=SampleSpec(category="emu")
+    )
+    model = bootstrap_model(cfg)
+    manifest = json.loads((processed / "manifest.json").read_text())
+    emu = sum(
+        s["sum_weights"]
+        for s in manifest["samples"]
+        if s["variation"] == "nominal" and s["category"] == "emu" and s["dataset"] != "ggh_htaue"
+    )
+    assert model.categories == 1
+    assert model.pool.sum_weights == pytest.approx(emu)
+    assert model.expected_background(5.0) == pytest.approx(emu)

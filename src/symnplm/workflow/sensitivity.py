@@ -73,8 +73,6 @@ Progress = Callable[[int, int], None]
 PROTOCOLS = ("pseudo-data", "bootstrap")
 #: m_coll bins of the Z_id templates, in GeV (10 GeV wide up to 500 GeV)
 ZID_EDGES_GEV = np.linspace(0.0, 500.0, 51)
-#: categories in the bootstrap pool (emu and mue): one sample expects 1/2 of the pool
-POOL_CATEGORIES = 2
 #: median Z of the reach table
 REACH_TARGETS = (2.0, 3.0)
 #: fewer expected events per sample than this is not a two-sample test worth fitting
@@ -414,10 +412,12 @@ class BootstrapModel:
     pool_m_coll: np.ndarray
     signal_m_coll: np.ndarray
     description: dict[str, Any] = field(default_factory=dict)
+    #: categories pooled (emu and mue: 2): one sample expects 1/categories of the pool
+    categories: int = 2
 
     def expected_background(self, luminosity_fb: float) -> float:
-        """N_b(L): expected background events of one sample (half the pool) at L."""
-        return self.pool.sum_weights / POOL_CATEGORIES * luminosity_fb / self.luminosity_fb
+        """N_b(L): expected background events of one sample (the pool / categories) at L."""
+        return self.pool.sum_weights / self.categories * luminosity_fb / self.luminosity_fb
 
     def expected_signal(self, luminosity_fb: float, branching_ratio: float) -> float:
         """N_s(BR, L): expected signal events in A."""
@@ -441,7 +441,7 @@ class BootstrapModel:
         n_b = np.histogram(self.pool_m_coll, ZID_EDGES_GEV, weights=self.pool.weights)[0]
         n_s = np.histogram(self.signal_m_coll, ZID_EDGES_GEV, weights=self.signal.weights)[0]
         f = luminosity_fb / self.luminosity_fb
-        return _z_id([(n_b * f / POOL_CATEGORIES, n_s * f * branching_ratio)])
+        return _z_id([(n_b * f / self.categories, n_s * f * branching_ratio)])
 
 
 def _processed_luminosity_fb(manifest: Mapping[str, Any], loaded: float | None) -> float:
@@ -462,7 +462,9 @@ def bootstrap_model(cfg: RunConfig) -> BootstrapModel:
     """The pool and the signal template of ``cfg.input`` at its processed luminosity.
 
     The pool holds ``cfg.a.datasets`` in ``cfg.a.category`` and ``cfg.b.datasets`` in
-    ``cfg.b.category`` (default: every background dataset, emu and mue); the signal
+    ``cfg.b.category`` (default: every background dataset, emu and mue, each sample
+    expecting half of it; with both categories ``emu`` the pool is the electron-leading
+    events alone, as in arXiv:2401.09530 Sec. V B, and each sample expects all of it); the signal
     template ``cfg.inject.datasets`` (default H→τe, ggF and VBF) in the same two
     categories, each dataset rescaled from its ``lfv_branching_ratio`` to BR = 1.
     The weights are those of the processed output (efficiency map applied).
@@ -482,11 +484,16 @@ def bootstrap_model(cfg: RunConfig) -> BootstrapModel:
         nuisances=[],
     )
 
+    # a = b (e.g. both emu, the paper's electron-leading pool): that category once
+    single = cfg.a.category == cfg.b.category and cfg.a.datasets == cfg.b.datasets
+
     def load(spec: RunConfig) -> tuple[list[Sample], list[np.ndarray], float | None]:
         inputs = load_inputs(spec)
         assert inputs.columns_a is not None and inputs.columns_b is not None
         m_coll = [inputs.columns_a.column("m_coll"), inputs.columns_b.column("m_coll")]
-        return [inputs.a, inputs.b], m_coll, inputs.columns_a.provenance.get("luminosity_fb")
+        parts = [inputs.a, inputs.b]
+        lumi = inputs.columns_a.provenance.get("luminosity_fb")
+        return (parts[:1], m_coll[:1], lumi) if single else (parts, m_coll, lumi)
 
     pool_parts, pool_m, loaded_lumi = load(base)
     lumi = _processed_luminosity_fb(manifest, loaded_lumi)
@@ -542,6 +549,7 @@ def bootstrap_model(cfg: RunConfig) -> BootstrapModel:
         np.concatenate(pool_m),
         np.concatenate(signal_m),
         description,
+        categories=1 if single else 2,
     )
 
 
