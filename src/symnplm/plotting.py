@@ -886,43 +886,91 @@ def plot_sensitivity(
     """Z against the injected branching ratio (Fig. 5) and median Z against Z_id (Fig. 4).
 
     ``scan`` is the content of ``sensitivity.json``
-    (:func:`symnplm.workflow.sensitivity.write_scan`).
+    (:func:`symnplm.workflow.sensitivity.write_scan`); a scan of several luminosities
+    (``--protocol bootstrap``) has one curve per luminosity in each figure.
     """
-    points = scan["points"]
-    # dtype=float also parses the "inf" strings that JSON files hold for infinities
-    br = np.array([p["branching_ratio"] for p in points], dtype=float)
-    # Z < 0 (t below the null median, p > 1/2) is drawn as 0
-    zq = np.clip(np.array([p["z_chi2_quantiles"] for p in points], dtype=float), 0, None)
-    ze = np.clip(np.array([p["z_quantiles"] for p in points], dtype=float), 0, None)
-    zid = np.array([p["z_ideal"] for p in points], dtype=float)
-    lumi = (scan.get("config") or {}).get("luminosity_fb")
+    default_lumi = (scan.get("config") or {}).get("luminosity_fb")
+    groups: dict[float | None, list[dict]] = {}
+    for p in scan["points"]:
+        groups.setdefault(p.get("luminosity_fb", default_lumi), []).append(p)
+
+    def curves(points: list[dict]) -> tuple[np.ndarray, ...]:
+        # dtype=float also parses the "inf" strings that JSON files hold for infinities
+        br = np.array([p["branching_ratio"] for p in points], dtype=float)
+        # Z < 0 (t below the null median, p > 1/2) is drawn as 0
+        zq = np.clip(np.array([p["z_chi2_quantiles"] for p in points], dtype=float), 0, None)
+        ze = np.clip(np.array([p["z_quantiles"] for p in points], dtype=float), 0, None)
+        zid = np.array([p["z_ideal"] for p in points], dtype=float)
+        return br, zq, ze, zid
+
+    several = len(groups) > 1
+    label_lumi = None if several else next(iter(groups))
+
+    def tag(lumi: float | None) -> str:
+        return f", {lumi:g} fb$^{{-1}}$" if several and lumi is not None else ""
+
+    styles = {
+        "band": "16-84%",
+        "chi2": r"median Z ($\chi^2$ fitted to the null)",
+        "empirical": "median Z (empirical, capped by the null size)",
+        "ideal": r"$Z_{id}$ (Eq. 29)",
+    }
     out = Path(directory)
     paths: list[Path] = []
     with plt.style.context(_STYLE):
         fig, ax = plt.subplots(figsize=(8, 6))
-        experiment_label(ax, lumi)
-        ax.fill_between(br, zq[:, 0], zq[:, 2], color="C0", alpha=0.3, label="16-84%")
-        ax.plot(br, zq[:, 1], "C0o-", label=r"median Z ($\chi^2$ fitted to the null)")
-        ax.plot(br, ze[:, 1], "C1s--", label="median Z (empirical, capped by the null size)")
-        ax.plot(br, zid, "k:", label=r"$Z_{id}$ (Eq. 29)")
+        experiment_label(ax, label_lumi)
+        xs, ys = [], []
+        for k, points in enumerate(groups.values()):
+            br, zq, ze, zid = curves(points)
+            # several luminosities: a colour each, the quantities told apart by line style
+            # in a key of their own (four entries per luminosity would bury the figure)
+            c, c_emp, c_id = (f"C{k}",) * 3 if several else ("C0", "C1", "k")
+            label = (lambda _key: None) if several else styles.get
+            ax.fill_between(br, zq[:, 0], zq[:, 2], color=c, alpha=0.3, label=label("band"))
+            ax.plot(br, zq[:, 1], f"{c}o-", label=label("chi2"))
+            ax.plot(br, ze[:, 1], f"{c_emp}s--", label=label("empirical"))
+            ax.plot(br, zid, f"{c_id}:", label=label("ideal"))
+            block = np.c_[zq, ze[:, 1], zid]
+            xs.append(np.repeat(br, block.shape[1]))
+            ys.append(block.ravel())
+        handles = None
+        if several:
+            from matplotlib.lines import Line2D
+            from matplotlib.patches import Patch
+
+            handles = [
+                Line2D([], [], color=f"C{k}", lw=3, label=f"{lumi:g} fb$^{{-1}}$")
+                for k, lumi in enumerate(groups)
+            ] + [
+                Patch(color="0.5", alpha=0.3, label=styles["band"]),
+                Line2D([], [], color="0.3", marker="o", ls="-", label=styles["chi2"]),
+                Line2D([], [], color="0.3", marker="s", ls="--", label=styles["empirical"]),
+                Line2D([], [], color="0.3", ls=":", label=styles["ideal"]),
+            ]
         ax.set_xlabel("injected branching ratio")
         ax.set_ylabel("Z")
-        legend = ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(0.04, 0.97))
+        legend = ax.legend(
+            handles=handles, fontsize="x-small", loc="upper left", bbox_to_anchor=(0.04, 0.97)
+        )
         fig.canvas.draw()
-        curves = np.c_[zq, ze[:, 1], zid]
-        keep_clear(ax, [legend], np.repeat(br, curves.shape[1]), curves.ravel())
+        keep_clear(ax, [legend], np.concatenate(xs), np.concatenate(ys))
         paths += _save(fig, out / "z_vs_br", formats)
         fig, ax = plt.subplots(figsize=(7, 7))
-        experiment_label(ax, lumi, fontsize="small")
-        ax.errorbar(
-            zid,
-            zq[:, 1],
-            yerr=[zq[:, 1] - zq[:, 0], zq[:, 2] - zq[:, 1]],
-            fmt="C0o",
-            label="median Z, 16-84%",
-        )
-        top = float(np.nanmax(np.r_[zid, zq[:, 2], 1.0][np.isfinite(np.r_[zid, zq[:, 2], 1.0])]))
-        top *= 1.1
+        experiment_label(ax, label_lumi, fontsize="small")
+        ends = [1.0]
+        for k, (lumi, points) in enumerate(groups.items()):
+            _, zq, _, zid = curves(points)
+            ax.errorbar(
+                zid,
+                zq[:, 1],
+                yerr=[zq[:, 1] - zq[:, 0], zq[:, 2] - zq[:, 1]],
+                fmt=f"C{k}o",
+                label=f"median Z, 16-84%{tag(lumi)}",
+            )
+            ends += [*zid, *zq[:, 2]]
+        top = np.array(ends)
+        top = float(np.max(top[np.isfinite(top)])) * 1.1
         ax.plot([0, top], [0, top], "k:", label=r"$Z = Z_{id}$")
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)

@@ -65,6 +65,21 @@ def test_sensitivity_flags_without_null_toys_parse_to_the_default():
     assert args.null_toys is None and args.toys == 20
 
 
+def test_protocol_flags_parse_with_pseudo_data_the_default():
+    from symnplm.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["sensitivity", "--brs", "0.1", "--output", "out"])
+    assert args.protocol == "pseudo-data" and args.luminosities is None
+    args = parser.parse_args(
+        ["sensitivity", "--brs", "0.1", "--protocol", "bootstrap", "--luminosities", "5", "10",
+         "--output", "out"]
+    )  # fmt: skip
+    assert args.protocol == "bootstrap" and args.luminosities == [5.0, 10.0]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["sensitivity", "--brs", "0.1", "--protocol", "toys"])
+
+
 def test_python_dash_m_symnplm_cli_is_the_command():
     import subprocess
     import sys

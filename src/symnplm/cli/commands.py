@@ -140,27 +140,49 @@ def add_sensitivity_parser(subparsers: argparse._SubParsersAction) -> argparse.A
     """Register ``symnplm sensitivity``."""
     p = subparsers.add_parser(
         "sensitivity",
-        help="Z vs injected LFV branching ratio from pseudo-experiments (Figs. 4, 5)",
+        help="Z vs injected LFV branching ratio from replicas of the experiment (Figs. 4, 5)",
         description=(
-            "Signal-injection campaign: for each branching ratio, Poisson pseudo-experiments "
-            "of the expected emu and mue (signal scaled to that BR) are tested; BR = 0 is "
-            "the null. Writes OUTDIR/sensitivity.json and the figures z_vs_br, z_vs_zid. "
+            "Signal-injection campaign: for each branching ratio, replicas of the experiment "
+            "are tested; BR = 0 is the null. --protocol pseudo-data (default): Poisson "
+            "pseudo-experiments thinned from the expected emu and mue (signal scaled to that "
+            "BR in both). --protocol bootstrap (arXiv:2401.09530 Sec. V B): A and B "
+            "bootstrapped from one pool of the background's emu and mue events, with "
+            "Poisson sizes at each of --luminosities, the H->tau e template bootstrapped into "
+            "A only. Writes OUTDIR/sensitivity.json, the reach table OUTDIR/reach.json and "
+            "reach.md (BR at median Z = 2 and 3) and the figures z_vs_br, z_vs_zid. "
             "Samples, features and statistic as in `symnplm test` (--config or flags)."
         ),
     )
     from symnplm.cli.test import add_arguments
+    from symnplm.workflow.sensitivity import PROTOCOLS
 
     add_arguments(p)
     p.add_argument(
         "--brs", type=float, nargs="+", required=True, help="branching ratios, e.g. 0.005 0.01"
     )
-    p.add_argument("--toys", type=int, default=20, help="pseudo-experiments per BR")
-    # an explicit default: add_arguments suppresses the defaults of flags added after it
+    # explicit defaults: add_arguments suppresses the defaults of flags added after it
+    p.add_argument("--toys", type=int, default=20, help="replicas per BR (and luminosity)")
     p.add_argument(
         "--null-toys",
         type=int,
         default=None,
-        help="pseudo-experiments at BR = 0 (default: --toys)",
+        help="replicas at BR = 0, per luminosity (default: --toys)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="pseudo-data",
+        help="how replicas are drawn: pseudo-data (thinned simulation, default) or bootstrap "
+        "(the paper's pool bootstrap, signal in A only)",
+    )
+    p.add_argument(
+        "--luminosities",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="FB",
+        help="bootstrap: luminosities in fb^-1, each with its own null (default: "
+        "--luminosity-fb, else the processed sample's)",
     )
     p.set_defaults(func=run_sensitivity)
     return p
@@ -179,31 +201,59 @@ def run_sensitivity(args: argparse.Namespace) -> int:
     from symnplm.workflow.progress import progress_bar
 
     err = Console(stderr=True, soft_wrap=True)
+    bootstrap = args.protocol == "bootstrap"
+    extra: dict = {"protocol": args.protocol}
     try:
         cfg = config_from_args(args)
         if cfg.output is None:
             raise ValueError("give --output DIR (or output in the config file)")
-        with progress_bar("pseudo-experiments", disable=getattr(args, "quiet", False)) as bar:
-            _, points = scan.sensitivity_scan(
-                cfg,
-                args.brs,
-                args.toys,
-                n_null=args.null_toys,
-                batch_size=cfg.calibration.batch_size,
-                progress=bar,
-            )
+        if args.luminosities and not bootstrap:
+            raise ValueError("--luminosities needs --protocol bootstrap (else --luminosity-fb)")
+        with progress_bar("replicas", disable=getattr(args, "quiet", False)) as bar:
+            if bootstrap:
+                model = scan.bootstrap_model(cfg)
+                lumis = args.luminosities or [cfg.luminosity_fb or model.luminosity_fb]
+                n_null = args.null_toys or args.toys
+                _, points = scan.bootstrap_scan(
+                    cfg,
+                    args.brs,
+                    args.toys,
+                    luminosities=lumis,
+                    n_null=n_null,
+                    batch_size=cfg.calibration.batch_size,
+                    progress=bar,
+                    model=model,
+                    checkpoint=Path(cfg.output) / "replicas",
+                )
+                extra["luminosities"] = [float(v) for v in lumis]
+                extra["bootstrap"] = scan.bootstrap_settings(
+                    model, lumis, args.brs, args.toys, n_null
+                )
+            else:
+                _, points = scan.sensitivity_scan(
+                    cfg,
+                    args.brs,
+                    args.toys,
+                    n_null=args.null_toys,
+                    batch_size=cfg.calibration.batch_size,
+                    progress=bar,
+                )
+                extra["luminosities"] = [cfg.luminosity_fb]
     except (FileNotFoundError, KeyError, ValueError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         err.print(f"[red]error:[/red] {escape(str(msg))}")
         return 2
-    path = scan.write_scan(cfg.output, cfg, points)
+    path = scan.write_scan(cfg.output, cfg, points, **extra)
+    scan.write_reach(cfg.output, points)
     plotting.plot_sensitivity(read_json(path), cfg.output)
-    table = Table(title=f"sensitivity ({cfg.output})")
-    for col in ("BR", "median t", "median Z", "median Z (chi2 fit)", "Z_id"):
+    table = Table(title=f"sensitivity ({cfg.output}, {args.protocol})")
+    columns = ["L [fb^-1]"] if bootstrap else []
+    for col in (*columns, "BR", "median t", "median Z", "median Z (chi2 fit)", "Z_id"):
         table.add_column(col, justify="right")
     for p in points:
         d = p.to_dict()
         table.add_row(
+            *([f"{p.luminosity_fb:g}"] if bootstrap else []),
             f"{p.branching_ratio:g}",
             f"{d['median_t']:.2f}",
             f"{d['z_quantiles'][1]:.2f}",
@@ -211,6 +261,7 @@ def run_sensitivity(args: argparse.Namespace) -> int:
             f"{p.z_ideal:.2f}",
         )
     Console().print(table)
+    print(Path(cfg.output) / "reach.md")
     return 0
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "STREAM_REWEIGHTING",
     "STREAM_SCAN",
     "STREAM_SENSITIVITY",
+    "STREAM_SENSITIVITY_BOOTSTRAP",
     "STREAM_TOYS",
     "STREAM_UNWEIGHT",
     "replica_rng",
@@ -42,6 +43,7 @@ STREAM_CLOSURE_RELABEL = 12  #: closure study: relabelled pseudo-experiments
 STREAM_CLOSURE_SIGNAL = 13  #: closure study: injected-signal pseudo-experiments
 STREAM_CLOSURE_SIGNAL_NULL = 14  #: closure study: their nulls
 STREAM_SCAN = 21  #: region scans: one relabelling shared by every cell of a replica
+STREAM_SENSITIVITY_BOOTSTRAP = 31  #: sensitivity, bootstrap protocol: replicas per (L, BR)
 
 
 def stream_rng(seed: int, stream: int, *key: int) -> np.random.Generator:
