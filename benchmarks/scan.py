@@ -12,7 +12,7 @@ of ``--luminosity`` fb⁻¹:
    and its cells one by one (a scan per cell: data loading, cluster start and the
    fits, as running the cells separately costs).
 
-Writes ``benchmarks/output/scan/{sm,signal}/`` (table.json, table.csv, summary.png) and
+Writes ``benchmarks/output/scan/{sm,signal-<BR>pct}/`` (table.json, table.csv, summary.png) and
 ``benchmarks/output/scan/timing.json``; the scans' own directories are under
 ``results/scan-bench/``::
 
@@ -78,14 +78,15 @@ def main(argv: list[str] | None = None) -> None:
         print("sm", timing["sm"], flush=True)
     if "signal" in args.only:
         inject = {"branching_ratio": args.br, "datasets": ["ggh_htaue", "vbfh_htaue"]}
-        out = _run(_config(args, inject=inject), args.work / "signal")
-        _publish("signal", args.work / "signal")
-        timing["signal"] = {
+        name = f"signal-{100 * args.br:g}pct"
+        out = _run(_config(args, inject=inject), args.work / name)
+        _publish(name, args.work / name)
+        timing[name] = {
             "seconds": out["seconds"],
             "br": args.br,
             **out["result"].significance.to_dict(),
         }
-        print("signal", timing["signal"], flush=True)
+        print(name, timing[name], flush=True)
     if "scaling" in args.only:
         n = args.scaling_permutations
         rows = {}
