@@ -413,21 +413,19 @@ def process_fileset(
     check_writable_directory(outdir)
     with directory_lock(outdir):
         _check_owner(Path(outdir), files, proc, overwrite)
-        return _process(
-            files,
-            outdir,
-            proc,
-            executor=executor,
-            workers=workers,
-            chunksize=chunksize,
-            maxchunks=maxchunks,
-            skip_bad_files=skip_bad_files,
-            client=client,
-            scheduler=scheduler,
-            status=status,
-            retries=retries,
-            allow_map_overlap=allow_map_overlap,
-        )
+        # the execution options go through to run_processor unchanged
+        execution = {
+            "executor": executor,
+            "workers": workers,
+            "chunksize": chunksize,
+            "maxchunks": maxchunks,
+            "skip_bad_files": skip_bad_files,
+            "client": client,
+            "scheduler": scheduler,
+            "status": status,
+            "retries": retries,
+        }
+        return _process(files, outdir, proc, execution, allow_map_overlap)
 
 
 def _check_owner(
@@ -453,18 +451,10 @@ def _process(
     files: dict[str, dict[str, Any]],
     outdir: str | os.PathLike[str],
     proc: EMuProcessor,
-    *,
-    executor: Executor,
-    workers: int,
-    chunksize: int,
-    maxchunks: int | None,
-    skip_bad_files: bool,
-    client: Any,
-    scheduler: str | None,
-    status: bool,
-    retries: int,
+    execution: dict[str, Any],
     allow_map_overlap: bool,
 ) -> ProcessingReport:
+    skip_bad_files, maxchunks = execution["skip_bad_files"], execution["maxchunks"]
     required = {d: proc.required_branches(is_mc(e["metadata"])) for d, e in files.items()}
     good, bad, entries = check_fileset(files, required)
     if bad and not skip_bad_files:
@@ -487,19 +477,7 @@ def _process(
         )
 
     start = time.perf_counter()
-    output, skipped_chunks = run_processor(
-        good,
-        proc,
-        executor=executor,
-        workers=workers,
-        chunksize=chunksize,
-        maxchunks=maxchunks,
-        skip_bad_files=skip_bad_files,
-        client=client,
-        scheduler=scheduler,
-        status=status,
-        retries=retries,
-    )
+    output, skipped_chunks = run_processor(good, proc, **execution)
     wall = time.perf_counter() - start
     skipped = bad + skipped_chunks
     # a sumw summed here from the Runs trees leaves out the files skipped before processing,
@@ -528,9 +506,9 @@ def _process(
             notes.append(f"dataset {dataset!r}: no event passed the selection (cutflow {flow})")
     run_info = {
         "executor": {
-            "name": executor,
-            "workers": workers,
-            "chunksize": chunksize,
+            "name": execution["executor"],
+            "workers": execution["workers"],
+            "chunksize": execution["chunksize"],
             "maxchunks": maxchunks,
             "wall_s": wall,
         },

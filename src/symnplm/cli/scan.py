@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from symnplm.exceptions import CampaignIncomplete
+    from symnplm.cli.errors import USER_ERRORS, error_line, interrupted
     from symnplm.workflow import config as C
     from symnplm.workflow import scan
     from symnplm.workflow.progress import progress_bar
@@ -62,13 +62,10 @@ def run(args: argparse.Namespace) -> int:
             raise C.ConfigError(f"{args.scan_file}: {exc}") from None
         with progress_bar("scan tasks", disable=args.quiet) as bar:
             result = scan.run_scan(cfg, args.output, progress=bar)
-    except (OSError, KeyError, ValueError, CampaignIncomplete) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        err.print(f"[red]error:[/red] {escape(str(msg))}")
-        return 2
+    except USER_ERRORS as exc:
+        return error_line(err, exc)
     except KeyboardInterrupt:
-        err.print("interrupted: finished batches are kept; the same command resumes the scan")
-        return 130
+        return interrupted(err, "scan")
     for row in result.table():
         bound = "≤" if row["local_p_is_bound"] else "="
         print(

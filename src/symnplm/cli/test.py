@@ -224,8 +224,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
+    from symnplm.cli.errors import USER_ERRORS, error_line, interrupted
     from symnplm.workflow import runs as workflow
-    from symnplm.workflow.campaign import CampaignIncomplete
     from symnplm.workflow.progress import progress_bar
 
     err = Console(stderr=True, soft_wrap=True)
@@ -233,14 +233,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = config_from_args(args)
         with progress_bar("null replicas", disable=getattr(args, "quiet", False)) as bar:
             outcome = workflow.run(cfg, progress=bar)
-    except (OSError, KeyError, ValueError, CampaignIncomplete) as exc:
-        # OSError: files, and a --scheduler that does not answer
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        err.print(f"[red]error:[/red] {escape(str(msg))}")
-        return 2
+    except USER_ERRORS as exc:  # OSError: files, and a --scheduler that does not answer
+        return error_line(err, exc)
     except KeyboardInterrupt:
-        err.print("interrupted: finished batches are kept; the same command resumes the run")
-        return 130
+        return interrupted(err, "run")
     a, b, result = outcome.a, outcome.b, outcome.result
     print(
         f"A: {len(a)} events (Σw = {a.sum_weights:.6g}), "
