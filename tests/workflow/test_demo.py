@@ -118,8 +118,13 @@ def test_the_demo_finds_its_dataset_beside_the_fileset(tmp_path, monkeypatch):
     """Installed from a wheel and run elsewhere: the map comes from beside --fileset."""
     from symnplm.workflow.demo import default_efficiency_map, default_fileset
 
-    fileset = tmp_path / "somewhere" / "fileset.json"
-    assert default_efficiency_map(fileset) == tmp_path / "somewhere" / "efficiency_map.json"
+    beside = tmp_path / "somewhere" / "efficiency_map.json"
+    beside.parent.mkdir()
+    beside.write_text("{}")
+    assert default_efficiency_map(beside.parent / "fileset.json") == beside
+    # none beside the fileset: the embedded dataset's map
+    embedded = default_fileset().parent / "efficiency_map.json"
+    assert default_efficiency_map(tmp_path / "fileset.json") == embedded
     (tmp_path / "datasets" / "demo").mkdir(parents=True)
     (tmp_path / "datasets" / "demo" / "fileset.json").write_text("{}")
     monkeypatch.chdir(tmp_path)

@@ -56,9 +56,14 @@ def default_fileset() -> Path:
 
 
 def default_efficiency_map(fileset: str | os.PathLike[str] | None = None) -> Path:
-    """``efficiency_map.json`` beside the demo fileset: R^ε measured on an independent
-    simulation."""
-    return Path(fileset or default_fileset()).parent / "efficiency_map.json"
+    """R^ε measured on an independent simulation: ``efficiency_map.json`` beside
+    ``fileset`` if there is one, else the embedded demo dataset's."""
+    candidates = [] if fileset is None else [Path(fileset).parent / "efficiency_map.json"]
+    try:
+        candidates.append(default_fileset().parent / "efficiency_map.json")
+    except FileNotFoundError:
+        pass  # a wheel run elsewhere: only the fileset's folder
+    return next((c for c in candidates if c.is_file()), candidates[0])
 
 
 @dataclass
