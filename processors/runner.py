@@ -436,15 +436,18 @@ def _check_owner(
         return
     old = read_json(outdir / MANIFEST_NAME)
     same_data = sorted(old.get("fileset", {})) == sorted(files)
-    same_config = json.dumps(old.get("config"), sort_keys=True, default=str) == json.dumps(
-        json.loads(json.dumps(proc.config(), default=str)), sort_keys=True, default=str
-    )
+    same_config = _config_json(old.get("config")) == _config_json(proc.config())
     if not (same_data and same_config):
         what = "datasets" if not same_data else "processor configuration"
         raise InputError(
             f"{outdir}: holds the output of another processing (its {what} differ); "
             "write elsewhere, or replace it with --overwrite (process_fileset(overwrite=True))"
         )
+
+
+def _config_json(config: Any) -> str:
+    """A processor configuration as canonical JSON: what "the same processing" compares."""
+    return json.dumps(config, sort_keys=True, default=str)
 
 
 def _process(
@@ -540,7 +543,7 @@ def process_once(
     """
     out = Path(outdir)
     proc = proc.for_fileset(load_fileset(fileset))
-    config = json.dumps(proc.config(), sort_keys=True, default=str)
+    config = _config_json(proc.config())
     what = {
         "fileset": str(Path(fileset).resolve()),
         "processor": hashlib.sha256(config.encode()).hexdigest()[:16],

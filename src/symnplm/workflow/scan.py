@@ -65,7 +65,6 @@ from symnplm.io.provenance import provenance
 from symnplm.io.samples import Sample
 from symnplm.workflow.config import (
     FEATURE_SETS,
-    GEV_COLUMNS,
     InjectionSpec,
     RunConfig,
     SampleSpec,
@@ -203,13 +202,32 @@ class ScanConfig:
         )
 
     def feature_scale(self, columns: Sequence[str]) -> np.ndarray:
-        """Factor per column: GeV columns in units of 100 GeV unless ``scale`` says otherwise."""
-        scale = {c: (0.01 if c in GEV_COLUMNS else 1.0) for c in columns} | (self.scale or {})
-        return np.array([scale[c] for c in columns])
+        """Factor per column, as a run with these features applies them
+        (:meth:`~symnplm.workflow.config.RunConfig.feature_scale`)."""
+        factors = self.run_config(features=columns).feature_scale()
+        return np.array([factors[c] for c in columns])
 
     def region_columns(self) -> list[str]:
         """Every column a region cuts on."""
         return list(dict.fromkeys(c for cuts in self.regions.values() for c in cuts))
+
+    def check_columns(self, available: Sequence[str], source: str) -> None:
+        """Every region's and observable's column is one of ``available`` (of ``source``)."""
+        have = set(available)
+        for region, cuts in self.regions.items():
+            for column in cuts:
+                if column not in have:
+                    raise ConfigError(
+                        f"regions.{region}.{column}: not a column of {source} "
+                        f"(columns: {sorted(have)})"
+                    )
+        for observable in self.observables:
+            missing = [c for c in self.observable_columns(observable) if c not in have]
+            if missing:
+                raise ConfigError(
+                    f"observables.{observable}: {missing} not columns of {source} "
+                    f"(columns: {sorted(have)})"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON/YAML-able)."""
@@ -274,15 +292,10 @@ class ScanData:
             h.update(self.reweighting.describe()["fingerprint"].encode())
         return h.hexdigest()[:32]
 
-    def region_index(self, name: str, cuts: dict[str, Any]) -> np.ndarray:
-        """Indices of the pooled events in region ``name``."""
+    def region_index(self, cuts: dict[str, Any]) -> np.ndarray:
+        """Indices of the pooled events passing ``cuts`` (columns checked by the caller)."""
         keep = np.ones(len(self.columns), dtype=bool)
         for column, cut in cuts.items():
-            if column not in self.columns.names:
-                raise ConfigError(
-                    f"regions.{name}.{column}: not a column of the processed output "
-                    f"(columns: {sorted(self.columns.names)})"
-                )
             x = self.columns.column(column)
             if isinstance(cut, list):
                 lo, hi = cut
@@ -322,10 +335,11 @@ def build_cells(cfg: ScanConfig, data: ScanData) -> tuple[list[Cell], list[str]]
     """
     from symnplm.workflow.runs import build_test
 
+    cfg.check_columns(data.columns.names, "the samples")
     cells, skipped = [], []
     is_a = data.is_a
     for region, cuts in cfg.regions.items():
-        index = data.region_index(region, cuts)
+        index = data.region_index(cuts)
         n_a = int(np.count_nonzero(is_a[index]))
         if n_a == 0 or n_a == index.size:
             raise ConfigError(
@@ -334,11 +348,6 @@ def build_cells(cfg: ScanConfig, data: ScanData) -> tuple[list[Cell], list[str]]
             )
         for observable in cfg.observables:
             cols = cfg.observable_columns(observable)
-            missing = [c for c in cols if c not in data.columns.names]
-            if missing:
-                raise ConfigError(
-                    f"observables.{observable}: {missing} not columns of the processed output"
-                )
             x = data.columns.select(list(cols)).features[index] * cfg.feature_scale(cols)
             w = data.columns.weights[index]
             a = Sample(x[is_a[index]], w[is_a[index]], cols, name="A")
@@ -359,39 +368,23 @@ def build_cells(cfg: ScanConfig, data: ScanData) -> tuple[list[Cell], list[str]]
 
 def load_data(cfg: ScanConfig) -> ScanData:
     """The pooled processed samples with the observables' and regions' columns."""
+    from symnplm.io.samples import read_manifest
     from symnplm.workflow.runs import load_processed
 
     if cfg.input is None:
         raise ConfigError("input: the output directory of `symnplm process` is required")
-    from symnplm.io.samples import read_manifest
-
     # name the scan file's key before any parquet file is opened
     available = read_manifest(cfg.input).get("columns")
     if available:
-        for region, cuts in cfg.regions.items():
-            for column in cuts:
-                if column not in available:
-                    raise ConfigError(
-                        f"regions.{region}.{column}: not a column of {cfg.input} "
-                        f"(columns: {sorted(available)})"
-                    )
-        for observable in cfg.observables:
-            for column in cfg.observable_columns(observable):
-                if column not in available:
-                    raise ConfigError(
-                        f"observables.{observable}: {column!r} is not a column of {cfg.input} "
-                        f"(columns: {sorted(available)})"
-                    )
+        cfg.check_columns(available, cfg.input)
     columns = list(
         dict.fromkeys(
             [c for o in cfg.observables for c in cfg.observable_columns(o)] + cfg.region_columns()
         )
     )
     a, b, reweighting = load_processed(cfg.run_config(), columns)
-    keep = [c for c in a.names if c in columns] + [c for c in columns if c not in a.names]
-    missing = [c for c in columns if c not in a.names]
-    if missing:
-        raise ConfigError(f"{missing}: not columns of {cfg.input}")
+    # load_processed adds the leptons' columns; the scan needs only its own
+    keep = [c for c in a.names if c in columns]
     data = ScanData.from_samples(a.select(keep), b.select(keep), reweighting)
     data.luminosity_fb = a.provenance.get("luminosity_fb")
     return data
@@ -548,7 +541,6 @@ def run_scan(
     size = cfg.calibration.batch_size or min(
         default_batch_size(len(data.columns), n), max(1, -(-n // 10))
     )
-    w, is_a = data.columns.weights, data.is_a
     todo: list[tuple[str, Cell, tuple[int, int] | None]] = []
     for cell in cells:
         if not directory.observed(cell).exists():
@@ -567,7 +559,7 @@ def run_scan(
             if client is None
             else _given(client)
         ) as c:
-            done = _execute(c, todo, directory, data, w, is_a, cfg.seed, progress, done, total)
+            done = _execute(c, todo, directory, data, cfg.seed, progress, done, total)
 
     seconds = time.perf_counter() - start_time
     return _collect(cfg, cells, skipped, directory, n, size, seconds, data.luminosity_fb)
@@ -591,8 +583,6 @@ def _execute(
     todo: Iterable[tuple[str, Cell, tuple[int, int] | None]],
     directory: _Directory,
     data: ScanData,
-    w: np.ndarray,
-    is_a: np.ndarray,
     seed: int,
     progress: Progress | None,
     done: int,
@@ -600,6 +590,7 @@ def _execute(
 ) -> int:
     from distributed import as_completed
 
+    w, is_a = data.columns.weights, data.is_a
     # every cell's arrays travel to the workers once, not once per task
     shipped: dict[str, Any] = {}
     futures = {}

@@ -393,10 +393,10 @@ class BootstrapModel:
     Attributes
     ----------
     pool
-        Background events of both categories (features as the engine sees them),
+        Background events of the pooled categories (features as the engine sees them),
         weighted at ``luminosity_fb``.
     signal
-        Signal events of both categories, weighted **per unit branching ratio** at
+        Signal events of the same categories, weighted **per unit branching ratio** at
         ``luminosity_fb`` (the simulated weights divided by ``lfv_branching_ratio``).
     luminosity_fb
         L_proc: the luminosity the weights stand for (the processed sample's).
