@@ -238,3 +238,98 @@ def test_an_emu_only_pool_is_the_papers_and_each_sample_expects_all_of_it(proces
     assert model.categories == 1
     assert model.pool.sum_weights == pytest.approx(emu)
     assert model.expected_background(5.0) == pytest.approx(emu)
+
+
+# ---------------------------------------------------------------------------------------
+# the LFUV protocol: A and B from their own categories, the null from both
+# ---------------------------------------------------------------------------------------
+def _marked(model, pool_marks, signal_marks):
+    """``model`` with every event's feature replaced by a label of where it comes from."""
+    pool = Sample(pool_marks, model.pool.weights, ("m_coll",))
+    signal = Sample(signal_marks, model.signal.weights, ("m_coll",))
+    return dataclasses.replace(model, pool=pool, signal=signal)
+
+
+def test_lfuv_pairing_draws_each_sample_from_its_category(processed):
+    model = bootstrap_model(_cfg(processed), "separate")
+    manifest = json.loads((processed / "manifest.json").read_text())
+    sumw = {
+        (s["dataset"], s["category"]): s["sum_weights"]
+        for s in manifest["samples"]
+        if s["variation"] == "nominal"
+    }
+    ref = manifest["fileset"]["ggh_htaue"]["metadata"]["lfv_branching_ratio"]
+    for sample, category in (("a", "emu"), ("b", "mue")):
+        bkg = sum(sumw[d, category] for d in ("ttbar", "ztautau"))
+        assert model.expected_background(5.0, sample) == pytest.approx(bkg)
+        assert model.expected_signal(5.0, 0.02, sample) == pytest.approx(
+            sumw["ggh_htaue", category] / ref * 0.02
+        )
+    n_pool, n_signal = model.split
+    # labels: 1 A's background, 2 B's, 3 A's signal, 4 B's signal
+    marked = _marked(
+        model,
+        np.where(np.arange(len(model.pool)) < n_pool, 1.0, 2.0),
+        np.where(np.arange(len(model.signal)) < n_signal, 3.0, 4.0),
+    )
+    a_sig, b_sig, a_null, b_null = [], [], [], []
+    for r in range(30):
+        a, b = marked.experiments(5.0, 0.2)(replica_rng(1, 0, r))
+        assert set(np.unique(a.features)) <= {1.0, 3.0} and set(np.unique(b.features)) <= {2.0, 4.0}
+        a_sig.append(int(np.sum(a.features == 3.0)))
+        b_sig.append(int(np.sum(b.features == 4.0)))
+        a0, b0 = marked.experiments(5.0, 0.0)(replica_rng(1, 1, r))
+        assert set(np.unique(a0.features)) == {1.0} and set(np.unique(b0.features)) == {2.0}
+        # the null: both samples from both categories, in proportion to their weights
+        an, bn = marked.null_experiments(5.0)(replica_rng(1, 2, r))
+        assert set(np.unique(an.features)) == {1.0, 2.0} == set(np.unique(bn.features))
+        a_null.append(np.mean(an.features == 1.0))
+        b_null.append(len(bn))
+    # Poisson signal counts in each sample: means within 5σ of the expectation
+    for counts, sample in ((a_sig, "a"), (b_sig, "b")):
+        mean = model.expected_signal(5.0, 0.2, sample)
+        assert abs(np.mean(counts) - mean) < 5 * np.sqrt(mean / 30)
+    # A's share of the pooled background: Σw_emu / Σw (a 30-replica mean, well within 0.02)
+    n_a, mean_b = model.expected_background(5.0, "a"), model.expected_background(5.0, "b")
+    assert np.mean(a_null) == pytest.approx(n_a / (n_a + mean_b), abs=0.02)
+    assert abs(np.mean(b_null) - mean_b) < 5 * np.sqrt(mean_b / 30)
+    # Z_id adds the two categories' q0: above the emu-only templates' value
+    assert model.ideal_z(5.0, 0.02) > 0
+
+
+def test_lfuv_pairing_needs_two_categories(processed):
+    from symnplm.exceptions import ConfigError
+    from symnplm.workflow.config import SampleSpec
+
+    cfg = dataclasses.replace(
+        _cfg(processed), a=SampleSpec(category="emu"), b=SampleSpec(category="emu")
+    )
+    with pytest.raises(ConfigError, match="both 'emu'"):
+        bootstrap_model(cfg, "separate")
+
+
+def test_lfuv_command_scores_every_br_against_the_exchangeable_null(processed, tmp_path):
+    out = tmp_path / "lfuv"
+    args = ["sensitivity", "--input", str(processed), "--inject-datasets", "ggh_htaue",
+            "--protocol", "lfuv", "--luminosities", "2", "--brs", "0.05",
+            "--toys", "3", "--null-toys", "5", "--max-iter", "10", "--seed", "3",
+            "--output", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    scan = json.loads((out / "sensitivity.json").read_text())
+    assert scan["protocol"] == "lfuv"
+    assert scan["bootstrap"]["pairing"] == "separate"
+    # BR = 0 (emu against mue, no signal) is a point of --toys replicas like the others
+    assert [(p["branching_ratio"], len(p["t"])) for p in scan["points"]] == [(0.0, 3), (0.05, 3)]
+    assert sorted(f.name for f in (out / "replicas").iterdir()) == [
+        "L2.0_BR0.0.npz", "L2.0_BR0.05.npz", "L2.0_null.npz"
+    ]  # fmt: skip
+    with np.load(out / "replicas" / "L2.0_null.npz") as stored:
+        null = np.array(stored["t"])
+    assert len(null) == 5
+    # every Z is the empirical p against the stored null, not against the BR = 0 replicas
+    for p in scan["points"]:
+        for t, z in zip(p["t"], p["z"]):
+            expected = p_to_z((1 + np.sum(null >= t)) / (len(null) + 1))
+            assert z == pytest.approx(expected)
+    expected = scan["bootstrap"]["expected"][0]
+    assert expected["background_b"] > 0 and expected["signal_in_b"]["0.05"] >= 0

@@ -148,7 +148,11 @@ def add_sensitivity_parser(subparsers: argparse._SubParsersAction) -> argparse.A
             "BR in both). --protocol bootstrap (arXiv:2401.09530 Sec. V B): A and B "
             "bootstrapped from one pool of the background's emu and mue events, with "
             "Poisson sizes at each of --luminosities, the H->tau e template bootstrapped into "
-            "A only. Writes OUTDIR/sensitivity.json, the reach table OUTDIR/reach.json and "
+            "A only. --protocol lfuv: the same bootstrap with A from the emu events (background "
+            "and signal) and B from the mue events, against a null drawn from both "
+            "categories pooled (as permutations would calibrate it); its BR = 0 point checks "
+            "that the corrected categories are alike. Writes OUTDIR/sensitivity.json, the "
+            "reach table OUTDIR/reach.json and "
             "reach.md (BR at median Z = 2 and 3) and the figures z_vs_br, z_vs_zid. "
             "Samples, features and statistic as in `symnplm test` (--config or flags)."
         ),
@@ -172,8 +176,9 @@ def add_sensitivity_parser(subparsers: argparse._SubParsersAction) -> argparse.A
         "--protocol",
         choices=PROTOCOLS,
         default="pseudo-data",
-        help="how replicas are drawn: pseudo-data (thinned simulation, default) or bootstrap "
-        "(the paper's pool bootstrap, signal in A only)",
+        help="how replicas are drawn: pseudo-data (thinned simulation, default), bootstrap "
+        "(the paper's pool bootstrap, signal in A only) or lfuv (A and B bootstrapped from "
+        "their own categories)",
     )
     p.add_argument(
         "--luminosities",
@@ -181,7 +186,7 @@ def add_sensitivity_parser(subparsers: argparse._SubParsersAction) -> argparse.A
         nargs="+",
         default=None,
         metavar="FB",
-        help="bootstrap: luminosities in fb^-1, each with its own null (default: "
+        help="bootstrap, lfuv: luminosities in fb^-1, each with its own null (default: "
         "--luminosity-fb, else the processed sample's)",
     )
     p.set_defaults(func=run_sensitivity)
@@ -201,17 +206,19 @@ def run_sensitivity(args: argparse.Namespace) -> int:
     from symnplm.workflow.progress import progress_bar
 
     err = Console(stderr=True, soft_wrap=True)
-    bootstrap = args.protocol == "bootstrap"
+    bootstrap = args.protocol in scan.PROTOCOL_PAIRING
     extra: dict = {"protocol": args.protocol}
     try:
         cfg = config_from_args(args)
         if cfg.output is None:
             raise ValueError("give --output DIR (or output in the config file)")
         if args.luminosities and not bootstrap:
-            raise ValueError("--luminosities needs --protocol bootstrap (else --luminosity-fb)")
+            raise ValueError(
+                "--luminosities needs --protocol bootstrap or lfuv (else --luminosity-fb)"
+            )
         with progress_bar("replicas", disable=getattr(args, "quiet", False)) as bar:
             if bootstrap:
-                model = scan.bootstrap_model(cfg)
+                model = scan.bootstrap_model(cfg, scan.PROTOCOL_PAIRING[args.protocol])
                 lumis = args.luminosities or [cfg.luminosity_fb or model.luminosity_fb]
                 n_null = args.null_toys or args.toys
                 _, points = scan.bootstrap_scan(

@@ -27,7 +27,17 @@ every replica of one (luminosity, BR) as one batched program
     is the only difference. Several luminosities run in one call, each with its own
     null.
 
-For both, the BR = 0 replicas (of the same luminosity) are the null: each t becomes an
+``"lfuv"`` (the e-mu vs mu-e test, at the same luminosities)
+    The bootstrap with each sample from its own category: A from the background's
+    events of ``a.category`` (emu) and the signal's emu events, B from ``b.category``
+    (mue) and the signal's mue events, each component Poisson-sized with its own
+    expectation at L. The null is drawn from the pool of both categories with A's and
+    B's sizes — exchangeable samples, which is what the permutation calibration of the
+    real test measures — so the BR = 0 replicas (emu against mue, no signal) are an
+    ordinary point whose Z must scatter around 0: were the corrected categories
+    different, it would not (a false-discovery check built into every scan).
+
+For the first two, the BR = 0 replicas (of the same luminosity) are the null: each t becomes an
 empirical p-value against them (p = (1 + #{t_0 ≥ t}) / (n_0 + 1), Sec. III E), and,
 beyond the reach of the null sample, a χ² p-value with the degrees of freedom fitted to
 the null (the paper's extrapolation of Fig. 2). Points report the median Z and the
@@ -70,7 +80,9 @@ from symnplm.workflow.runs import build_test, load_inputs, prepare_samples, unwe
 Progress = Callable[[int, int], None]
 
 #: how A and B are drawn (see the module docstring)
-PROTOCOLS = ("pseudo-data", "bootstrap")
+PROTOCOLS = ("pseudo-data", "bootstrap", "lfuv")
+#: the bootstrap protocols' pairing of A and B (:class:`BootstrapModel`)
+PROTOCOL_PAIRING = {"bootstrap": "pooled", "lfuv": "separate"}
 #: m_coll bins of the Z_id templates, in GeV (10 GeV wide up to 500 GeV)
 ZID_EDGES_GEV = np.linspace(0.0, 500.0, 51)
 #: median Z of the reach table
@@ -151,9 +163,11 @@ def _points(
     dof: float,
     z_ideal: Callable[[float], float],
     luminosity_fb: float | None = None,
+    null: np.ndarray | None = None,
 ) -> list[SensitivityPoint]:
-    """Z of every replica against the BR = 0 replicas (empirical, and χ² fitted to them)."""
-    t0 = t_by_br[0.0]
+    """Z of every replica against ``null`` (default: the BR = 0 replicas), empirical and
+    with a χ² fitted to the null."""
+    t0 = t_by_br[0.0] if null is None else null
     fit = fit_chi2_dof(t0, dof)
     points = []
     for br in sorted(t_by_br):
@@ -249,21 +263,22 @@ def sensitivity_scan(
     progress
         ``progress(done, total)`` after every batch.
     protocol
-        ``"pseudo-data"`` (thinned simulation at ``cfg.luminosity_fb``) or
-        ``"bootstrap"`` (the paper's, :func:`bootstrap_scan`).
+        ``"pseudo-data"`` (thinned simulation at ``cfg.luminosity_fb``),
+        ``"bootstrap"`` (the paper's, :func:`bootstrap_scan`) or ``"lfuv"`` (the
+        bootstrap with A and B from their own categories).
     luminosities
-        ``"bootstrap"`` only: luminosities in fb⁻¹, each with its own null.
+        ``"bootstrap"`` and ``"lfuv"``: luminosities in fb⁻¹, each with its own null.
 
     Returns
     -------
     null, points
         ``"pseudo-data"``: the BR = 0 t values (an array) and one point per BR;
-        ``"bootstrap"``: a dict luminosity → null t values and one point per
-        (luminosity, BR).
+        ``"bootstrap"``, ``"lfuv"``: a dict luminosity → null t values and one point
+        per (luminosity, BR).
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
-    if protocol == "bootstrap":
+    if protocol in ("bootstrap", "lfuv"):
         return bootstrap_scan(
             cfg,
             branching_ratios,
@@ -272,6 +287,7 @@ def sensitivity_scan(
             n_null=n_null,
             batch_size=batch_size,
             progress=progress,
+            model=bootstrap_model(cfg, PROTOCOL_PAIRING[protocol]),
         )
     if luminosities:
         raise ValueError(
@@ -335,75 +351,113 @@ def bootstrap_experiments(
     n_background: float,
     signal: Sample | None = None,
     n_signal: float = 0.0,
+    *,
+    pool_b: Sample | None = None,
+    n_background_b: float | None = None,
+    signal_b: Sample | None = None,
+    n_signal_b: float = 0.0,
 ) -> Callable[[np.random.Generator], tuple[Sample, Sample]]:
-    """A generator ``rng -> (A, B)`` of the paper's replicas (arXiv:2401.09530 Sec. V B).
+    """A generator ``rng -> (A, B)`` of bootstrap replicas (arXiv:2401.09530 Sec. V B).
 
-    A and B each hold Poisson(``n_background``) events of ``pool``; A also holds
-    Poisson(``n_signal``) events of ``signal``, B none. Events are drawn with
+    A holds Poisson(``n_background``) events of ``pool`` and Poisson(``n_signal``) of
+    ``signal``; B holds Poisson(``n_background_b``) events of ``pool_b`` and
+    Poisson(``n_signal_b``) of ``signal_b``. By default B is drawn from A's pool with
+    A's expectation and gets no signal: the paper's protocol. Events are drawn with
     replacement, with probability ∝ weight (a weighted bootstrap), and enter with unit
     weight, so that the expected count of a region of A is its expectation at the
     luminosity the counts stand for.
 
     Parameters
     ----------
-    pool
-        Background events (weights ≥ 0; only their ratios matter).
-    n_background
-        Expected events of one sample.
-    signal
-        Signal events (weights ≥ 0), drawn into A only.
-    n_signal
-        Expected signal events in A.
+    pool, pool_b
+        Background events of A and of B (weights ≥ 0; only their ratios matter).
+    n_background, n_background_b
+        Expected background events of A and of B.
+    signal, signal_b
+        Signal events (weights ≥ 0) of A and of B.
+    n_signal, n_signal_b
+        Expected signal events of A and of B.
 
     Notes
     -----
-    The draws of one replica, in order: the three sizes (A's background, B's, A's
-    signal) from one ``rng.poisson`` call, then A's background, B's, A's signal.
+    The draws of one replica, in order: the sizes (A's background, B's, A's signal,
+    then B's signal if B has one) from one ``rng.poisson`` call, then the events in the
+    same order.
     """
-    if n_background < MIN_EXPECTED_EVENTS:
-        raise ValueError(
-            f"{n_background:.3g} expected background events per sample: too few for a "
-            f"two-sample test (need >= {MIN_EXPECTED_EVENTS:g}; raise the luminosity)"
-        )
-    if n_signal < 0 or (n_signal > 0 and signal is None):
-        raise ValueError(f"n_signal must be >= 0 with a signal sample, got {n_signal}")
-    if signal is not None and signal.names != pool.names:
-        raise ValueError(f"signal features {signal.names} differ from the pool's {pool.names}")
-    pool_cdf = _cdf(pool)
-    signal_cdf = _cdf(signal) if signal is not None and n_signal > 0 else None
+    pool_b = pool if pool_b is None else pool_b
+    n_background_b = n_background if n_background_b is None else n_background_b
+    for n in (n_background, n_background_b):
+        if n < MIN_EXPECTED_EVENTS:
+            raise ValueError(
+                f"{n:.3g} expected background events per sample: too few for a "
+                f"two-sample test (need >= {MIN_EXPECTED_EVENTS:g}; raise the luminosity)"
+            )
+    for name, n, s in (("n_signal", n_signal, signal), ("n_signal_b", n_signal_b, signal_b)):
+        if n < 0 or (n > 0 and s is None):
+            raise ValueError(f"{name} must be >= 0 with a signal sample, got {n}")
+    for s in (pool_b, signal, signal_b):
+        if s is not None and s.names != pool.names:
+            raise ValueError(f"{s.name} features {s.names} differ from the pool's {pool.names}")
+    cdf_a, cdf_b = _cdf(pool), (_cdf(pool) if pool_b is pool else _cdf(pool_b))
+    cdf_sa = _cdf(signal) if signal is not None and n_signal > 0 else None
+    cdf_sb = _cdf(signal_b) if signal_b is not None and n_signal_b > 0 else None
+    means = [n_background, n_background_b, n_signal] + ([n_signal_b] if cdf_sb is not None else [])
 
     def generate(rng: np.random.Generator) -> tuple[Sample, Sample]:
-        k_a, k_b, k_s = rng.poisson([n_background, n_background, n_signal])
-        x_a = pool.features[_draw(pool_cdf, int(k_a), rng)]
-        x_b = pool.features[_draw(pool_cdf, int(k_b), rng)]
-        if signal_cdf is not None and k_s > 0:
+        k = rng.poisson(means)
+        x_a = pool.features[_draw(cdf_a, int(k[0]), rng)]
+        x_b = pool_b.features[_draw(cdf_b, int(k[1]), rng)]
+        if cdf_sa is not None and k[2] > 0:
             assert signal is not None
-            x_a = np.concatenate([x_a, signal.features[_draw(signal_cdf, int(k_s), rng)]])
+            x_a = np.concatenate([x_a, signal.features[_draw(cdf_sa, int(k[2]), rng)]])
+        if cdf_sb is not None and k[3] > 0:
+            assert signal_b is not None
+            x_b = np.concatenate([x_b, signal_b.features[_draw(cdf_sb, int(k[3]), rng)]])
         if len(x_a) == 0 or len(x_b) == 0:  # P ≈ e^-N_b: the guard above makes it ~never
-            raise ValueError(f"a replica drew an empty sample (N_b = {n_background:.3g})")
+            raise ValueError(
+                f"a replica drew an empty sample (N_b = {min(n_background, n_background_b):.3g})"
+            )
         return Sample(x_a, None, pool.names, name="A"), Sample(x_b, None, pool.names, name="B")
 
     return generate
 
 
+#: how the bootstrap protocols pair A and B (see :class:`BootstrapModel`)
+PAIRINGS = ("pooled", "separate")
+
+
 @dataclass(frozen=True)
 class BootstrapModel:
-    """What the bootstrap protocol draws from: the SM pool and the signal template.
+    """What the bootstrap protocols draw from: the SM pool and the signal template.
 
     Attributes
     ----------
     pool
         Background events of the pooled categories (features as the engine sees them),
-        weighted at ``luminosity_fb``.
+        weighted at ``luminosity_fb``; with ``pairing="separate"`` A's category first
+        (``split[0]`` events), then B's.
     signal
         Signal events of the same categories, weighted **per unit branching ratio** at
-        ``luminosity_fb`` (the simulated weights divided by ``lfv_branching_ratio``).
+        ``luminosity_fb`` (the simulated weights divided by ``lfv_branching_ratio``);
+        A's category first (``split[1]`` events), then B's.
     luminosity_fb
         L_proc: the luminosity the weights stand for (the processed sample's).
     pool_m_coll, signal_m_coll
         m_coll of the same events in GeV, for the Z_id templates.
     description
         Datasets, categories, event counts and Σw (recorded in the results).
+    categories
+        Categories pooled (emu and mue: 2): with ``"pooled"`` one sample expects
+        1/categories of the pool.
+    pairing
+        ``"pooled"`` (arXiv:2401.09530 Sec. V B): A and B both from the whole pool, the
+        signal (all of it) into A only. ``"separate"`` (the LFUV test): A from its
+        category's background and signal, B from its own; the null is then drawn from
+        the pool of both with A's and B's sizes (exchangeable samples: what the
+        permutation calibration of the real test measures), and the BR = 0 replicas
+        are the check that the categories are alike.
+    split
+        (A's pool events, A's signal events) for ``"separate"``.
     """
 
     pool: Sample
@@ -412,36 +466,112 @@ class BootstrapModel:
     pool_m_coll: np.ndarray
     signal_m_coll: np.ndarray
     description: dict[str, Any] = field(default_factory=dict)
-    #: categories pooled (emu and mue: 2): one sample expects 1/categories of the pool
     categories: int = 2
+    pairing: str = "pooled"
+    split: tuple[int, int] | None = None
 
-    def expected_background(self, luminosity_fb: float) -> float:
-        """N_b(L): expected background events of one sample (the pool / categories) at L."""
-        return self.pool.sum_weights / self.categories * luminosity_fb / self.luminosity_fb
+    def __post_init__(self) -> None:
+        if self.pairing not in PAIRINGS:
+            raise ValueError(f"pairing must be one of {PAIRINGS}, got {self.pairing!r}")
+        if self.pairing == "separate" and self.split is None:
+            raise ValueError("pairing 'separate' needs split = (A's pool events, A's signal)")
 
-    def expected_signal(self, luminosity_fb: float, branching_ratio: float) -> float:
-        """N_s(BR, L): expected signal events in A."""
-        return self.signal.sum_weights * branching_ratio * luminosity_fb / self.luminosity_fb
+    def _parts(self) -> tuple[Sample, Sample, Sample, Sample]:
+        """(A's background, B's, A's signal, B's signal) of ``"separate"``."""
+        assert self.split is not None
+        n_pool, n_signal = self.split
+        pool_idx, signal_idx = np.arange(len(self.pool)), np.arange(len(self.signal))
+        return (
+            self.pool.take(pool_idx[:n_pool], "A background"),
+            self.pool.take(pool_idx[n_pool:], "B background"),
+            self.signal.take(signal_idx[:n_signal], "A signal"),
+            self.signal.take(signal_idx[n_signal:], "B signal"),
+        )
+
+    def _scale(self, luminosity_fb: float) -> float:
+        return luminosity_fb / self.luminosity_fb
+
+    def expected_background(self, luminosity_fb: float, sample: str = "a") -> float:
+        """N_b(L): expected background events of sample ``"a"`` or ``"b"`` at L (with
+        ``"pooled"`` both expect the pool / categories)."""
+        if self.pairing == "pooled":
+            return self.pool.sum_weights / self.categories * self._scale(luminosity_fb)
+        part = self._parts()[0 if sample == "a" else 1]
+        return part.sum_weights * self._scale(luminosity_fb)
+
+    def expected_signal(
+        self, luminosity_fb: float, branching_ratio: float, sample: str = "a"
+    ) -> float:
+        """N_s(BR, L): expected signal events of sample ``"a"`` (``"pooled"``: all of the
+        signal) or ``"b"`` (``"pooled"``: none)."""
+        if self.pairing == "pooled":
+            total = self.signal.sum_weights if sample == "a" else 0.0
+        else:
+            total = self._parts()[2 if sample == "a" else 3].sum_weights
+        return total * branching_ratio * self._scale(luminosity_fb)
 
     def experiments(
         self, luminosity_fb: float, branching_ratio: float
     ) -> Callable[[np.random.Generator], tuple[Sample, Sample]]:
         """The replica generator at (L, BR) (:func:`bootstrap_experiments`)."""
+        signal = branching_ratio > 0
+        if self.pairing == "pooled":
+            return bootstrap_experiments(
+                self.pool,
+                self.expected_background(luminosity_fb),
+                self.signal if signal else None,
+                self.expected_signal(luminosity_fb, branching_ratio),
+            )
+        bkg_a, bkg_b, sig_a, sig_b = self._parts()
+        return bootstrap_experiments(
+            bkg_a,
+            self.expected_background(luminosity_fb, "a"),
+            sig_a if signal else None,
+            self.expected_signal(luminosity_fb, branching_ratio, "a"),
+            pool_b=bkg_b,
+            n_background_b=self.expected_background(luminosity_fb, "b"),
+            signal_b=sig_b if signal else None,
+            n_signal_b=self.expected_signal(luminosity_fb, branching_ratio, "b"),
+        )
+
+    def null_experiments(
+        self, luminosity_fb: float
+    ) -> Callable[[np.random.Generator], tuple[Sample, Sample]]:
+        """The generator of the null: the BR = 0 replicas (``"pooled"``), or A and B both
+        drawn from the pool of both categories with their own sizes (``"separate"``)."""
+        if self.pairing == "pooled":
+            return self.experiments(luminosity_fb, 0.0)
         return bootstrap_experiments(
             self.pool,
-            self.expected_background(luminosity_fb),
-            self.signal if branching_ratio > 0 else None,
-            self.expected_signal(luminosity_fb, branching_ratio),
+            self.expected_background(luminosity_fb, "a"),
+            n_background_b=self.expected_background(luminosity_fb, "b"),
         )
 
     def ideal_z(self, luminosity_fb: float, branching_ratio: float) -> float:
-        """Z_id of Eq. (29) with the templates the replicas are drawn from, at (L, BR)."""
+        """Z_id of Eq. (29) with the templates the replicas are drawn from, at (L, BR);
+        with ``"separate"``, q0 = Z² added over A's and B's categories."""
         if branching_ratio <= 0:
             return 0.0
-        n_b = np.histogram(self.pool_m_coll, ZID_EDGES_GEV, weights=self.pool.weights)[0]
-        n_s = np.histogram(self.signal_m_coll, ZID_EDGES_GEV, weights=self.signal.weights)[0]
-        f = luminosity_fb / self.luminosity_fb
-        return _z_id([(n_b * f / self.categories, n_s * f * branching_ratio)])
+        f = self._scale(luminosity_fb)
+
+        def hist(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+            return np.histogram(values, ZID_EDGES_GEV, weights=weights)[0]
+
+        if self.pairing == "pooled":
+            n_b = hist(self.pool_m_coll, self.pool.weights) * f / self.categories
+            n_s = hist(self.signal_m_coll, self.signal.weights) * f * branching_ratio
+            return _z_id([(n_b, n_s)])
+        assert self.split is not None
+        n_pool, n_signal = self.split
+        templates = []
+        for pool_sel, signal_sel in (
+            (slice(None, n_pool), slice(None, n_signal)),
+            (slice(n_pool, None), slice(n_signal, None)),
+        ):
+            n_b = hist(self.pool_m_coll[pool_sel], self.pool.weights[pool_sel]) * f
+            n_s = hist(self.signal_m_coll[signal_sel], self.signal.weights[signal_sel])
+            templates.append((n_b, n_s * f * branching_ratio))
+        return _z_id(templates)
 
 
 def _processed_luminosity_fb(manifest: Mapping[str, Any], loaded: float | None) -> float:
@@ -458,7 +588,7 @@ def _processed_luminosity_fb(manifest: Mapping[str, Any], loaded: float | None) 
     return float(lumi_pb) / 1000.0
 
 
-def bootstrap_model(cfg: RunConfig) -> BootstrapModel:
+def bootstrap_model(cfg: RunConfig, pairing: str = "pooled") -> BootstrapModel:
     """The pool and the signal template of ``cfg.input`` at its processed luminosity.
 
     The pool holds ``cfg.a.datasets`` in ``cfg.a.category`` and ``cfg.b.datasets`` in
@@ -468,7 +598,17 @@ def bootstrap_model(cfg: RunConfig) -> BootstrapModel:
     template ``cfg.inject.datasets`` (default H→τe, ggF and VBF) in the same two
     categories, each dataset rescaled from its ``lfv_branching_ratio`` to BR = 1.
     The weights are those of the processed output (efficiency map applied).
+
+    ``pairing`` is that of :class:`BootstrapModel`: ``"separate"`` (the LFUV test, A
+    and B from their own categories) needs two different categories.
     """
+    if pairing not in PAIRINGS:
+        raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
+    if pairing == "separate" and cfg.a.category == cfg.b.category:
+        raise ConfigError(
+            f"a.category and b.category are both {cfg.a.category!r}: the LFUV protocol "
+            "compares two categories (e.g. emu against mue)"
+        )
     if cfg.source != "processed":
         raise ConfigError("the bootstrap protocol needs a processor output (input / --input)")
     manifest = read_manifest(cfg.input)
@@ -498,7 +638,9 @@ def bootstrap_model(cfg: RunConfig) -> BootstrapModel:
     pool_parts, pool_m, loaded_lumi = load(base)
     lumi = _processed_luminosity_fb(manifest, loaded_lumi)
     inject = cfg.inject or InjectionSpec()
-    signal_parts, signal_m = [], []
+    # per category (A's, then B's, or the one of a = b), each a list over datasets
+    signal_parts: list[list[Sample]] = [[], []]
+    signal_m: list[list[np.ndarray]] = [[], []]
     per_dataset = {}
     for d in inject.datasets:
         if d not in fileset:
@@ -518,23 +660,37 @@ def bootstrap_model(cfg: RunConfig) -> BootstrapModel:
             b=dataclasses.replace(cfg.b, datasets=[d]),
         )
         parts, m_coll, _ = load(one)
-        signal_parts += [s.scaled(1.0 / float(ref)) for s in parts]
-        signal_m += m_coll
+        for k, (part, m) in enumerate(zip(parts, m_coll)):
+            signal_parts[k].append(part.scaled(1.0 / float(ref)))
+            signal_m[k].append(m)
         per_dataset[d] = {
             "lfv_branching_ratio": float(ref),
             "events": [len(s) for s in parts],
             "sum_weights_per_unit_br": [s.sum_weights / float(ref) for s in parts],
         }
     pool = Sample.concatenate(pool_parts, name="pool")
-    signal = Sample.concatenate(signal_parts, name="signal")
+    signal = Sample.concatenate([s for parts in signal_parts for s in parts], name="signal")
+    n_signal_a = sum(len(s) for s in signal_parts[0])
     description = {
         "luminosity_processed_fb": lumi,
+        "pairing": pairing,
         "categories": [cfg.a.category, cfg.b.category],
         "pool": {
             "datasets": pool_parts[0].provenance.get("datasets"),
             "events": len(pool),
             "sum_weights": pool.sum_weights,
             "max_weight": float(pool.weights.max()),
+            # separate pairing: each sample draws from its own category
+            **(
+                {
+                    "by_category": {
+                        spec.category: {"events": len(part), "sum_weights": part.sum_weights}
+                        for spec, part in zip((cfg.a, cfg.b), pool_parts)
+                    }
+                }
+                if pairing == "separate"
+                else {}
+            ),
         },
         "signal": {
             "datasets": per_dataset,
@@ -547,9 +703,11 @@ def bootstrap_model(cfg: RunConfig) -> BootstrapModel:
         signal,
         lumi,
         np.concatenate(pool_m),
-        np.concatenate(signal_m),
+        np.concatenate([m for ms in signal_m for m in ms]),
         description,
         categories=1 if single else 2,
+        pairing=pairing,
+        split=(len(pool_parts[0]), n_signal_a) if pairing == "separate" else None,
     )
 
 
@@ -560,17 +718,12 @@ def _value_key(value: float) -> int:
 
 
 def replica_stream(
-    seed: int, luminosity_fb: float, branching_ratio: float
+    seed: int, luminosity_fb: float, branching_ratio: float, *, null: bool = False
 ) -> np.random.SeedSequence:
-    """The seed stream of the bootstrap replicas at (L, BR)."""
-    return np.random.SeedSequence(
-        int(seed),
-        spawn_key=(
-            STREAM_SENSITIVITY_BOOTSTRAP,
-            _value_key(luminosity_fb),
-            _value_key(branching_ratio),
-        ),
-    )
+    """The seed stream of the bootstrap replicas at (L, BR), or (``null``) of the
+    exchangeable null of the separate pairing at L."""
+    key = (STREAM_SENSITIVITY_BOOTSTRAP, _value_key(luminosity_fb), _value_key(branching_ratio))
+    return np.random.SeedSequence(int(seed), spawn_key=key + ((1,) if null else ()))
 
 
 def _checkpointed(
@@ -587,7 +740,8 @@ def _checkpointed(
     if directory is None:
         return compute()
     # repr: the shortest text that gives the float back, so two values never share a file
-    name = f"L{key['luminosity_fb']!r}_BR{key['branching_ratio']!r}.npz"
+    what = "null" if key.get("null") else f"BR{key['branching_ratio']!r}"
+    name = f"L{key['luminosity_fb']!r}_{what}.npz"
     path = directory / name
     text = json.dumps(key, sort_keys=True, default=str)
     if path.exists():
@@ -665,33 +819,42 @@ def bootstrap_scan(
             k: model.description.get(k) for k in ("luminosity_processed_fb", "pool", "signal")
         },
     }
-    total = len(lumis) * (n_null + n_toys * (len(brs) - 1))
+    # pooled: the BR = 0 replicas are the null; separate: the null is its own series
+    # (both samples from the pool of both categories) and BR = 0 is a point like others
+    separate = model.pairing == "separate"
+    total = len(lumis) * (n_null + n_toys * (len(brs) - (0 if separate else 1)))
     done = 0
     nulls: dict[float, np.ndarray] = {}
     points: list[SensitivityPoint] = []
+
+    def series(lumi: float, br: float, n: int, null: bool) -> np.ndarray:
+        nonlocal done
+        key = {**common, "luminosity_fb": lumi, "branching_ratio": br, "n": n}
+        if null:
+            key["null"] = "exchangeable"
+        generator = model.null_experiments(lumi) if null else model.experiments(lumi, br)
+        job = _offset(progress, done, total)
+        t = _checkpointed(
+            directory,
+            key,
+            lambda: _replicas(
+                test, generator, n, replica_stream(cfg.seed, lumi, br, null=null), batch_size, job
+            ),
+        )
+        done += n
+        if progress is not None:
+            progress(done, total)
+        return t
+
     for lumi in lumis:
-        t_by_br: dict[float, np.ndarray] = {}
-        for br in brs:
-            n = n_null if br == 0 else n_toys
-            key = {**common, "luminosity_fb": lumi, "branching_ratio": br, "n": n}
-            job = _offset(progress, done, total)
-            t_by_br[br] = _checkpointed(
-                directory,
-                key,
-                lambda lumi=lumi, br=br, n=n, job=job: _replicas(
-                    test,
-                    model.experiments(lumi, br),
-                    n,
-                    replica_stream(cfg.seed, lumi, br),
-                    batch_size,
-                    job,
-                ),
-            )
-            done += n
-            if progress is not None:
-                progress(done, total)
-        nulls[lumi] = t_by_br[0.0]
-        points += _points(t_by_br, test.dof, lambda br, lumi=lumi: model.ideal_z(lumi, br), lumi)
+        null = series(lumi, 0.0, n_null, True) if separate else None
+        t_by_br = {
+            br: series(lumi, br, n_toys if (br > 0 or separate) else n_null, False) for br in brs
+        }
+        nulls[lumi] = t_by_br[0.0] if null is None else null
+        points += _points(
+            t_by_br, test.dof, lambda br, lumi=lumi: model.ideal_z(lumi, br), lumi, null
+        )
     return nulls, points
 
 
@@ -704,9 +867,19 @@ def bootstrap_settings(
 ) -> dict[str, Any]:
     """What ``sensitivity.json`` records of a bootstrap scan: pool, template, expected counts."""
     brs = _branching_ratios(branching_ratios)
+    separate = model.pairing == "separate"
     return {
         **model.description,
-        "background_per_sample": "sum_weights(pool) / 2 * L / luminosity_processed_fb",
+        "background_per_sample": (
+            "sum_weights(category of the sample) * L / luminosity_processed_fb"
+            if separate
+            else f"sum_weights(pool) / {model.categories} * L / luminosity_processed_fb"
+        ),
+        "null": (
+            "A and B drawn from the pool of both categories (exchangeable, as permutations)"
+            if separate
+            else "the BR = 0 replicas"
+        ),
         "replicas": {"null": n_null, "per_branching_ratio": n_toys},
         "seed_stream": {
             "stream": STREAM_SENSITIVITY_BOOTSTRAP,
@@ -717,6 +890,16 @@ def bootstrap_settings(
                 "luminosity_fb": float(lumi),
                 "background_per_sample": model.expected_background(lumi),
                 "signal_in_a": {f"{br:g}": model.expected_signal(lumi, br) for br in brs},
+                **(
+                    {
+                        "background_b": model.expected_background(lumi, "b"),
+                        "signal_in_b": {
+                            f"{br:g}": model.expected_signal(lumi, br, "b") for br in brs
+                        },
+                    }
+                    if separate
+                    else {}
+                ),
             }
             for lumi in luminosities
         ],
