@@ -241,17 +241,10 @@ def test_an_emu_only_pool_is_the_papers_and_each_sample_expects_all_of_it(proces
 
 
 # ---------------------------------------------------------------------------------------
-# the LFUV protocol: A and B from their own categories, the null from both
+# the LFUV protocol: one pool, each sample with its own category's size and signal
 # ---------------------------------------------------------------------------------------
-def _marked(model, pool_marks, signal_marks):
-    """``model`` with every event's feature replaced by a label of where it comes from."""
-    pool = Sample(pool_marks, model.pool.weights, ("m_coll",))
-    signal = Sample(signal_marks, model.signal.weights, ("m_coll",))
-    return dataclasses.replace(model, pool=pool, signal=signal)
-
-
-def test_lfuv_pairing_draws_each_sample_from_its_category(processed):
-    model = bootstrap_model(_cfg(processed), "separate")
+def test_lfuv_pairing_puts_each_categorys_signal_in_its_sample(processed):
+    model = bootstrap_model(_cfg(processed), "by-category")
     manifest = json.loads((processed / "manifest.json").read_text())
     sumw = {
         (s["dataset"], s["category"]): s["sum_weights"]
@@ -266,35 +259,36 @@ def test_lfuv_pairing_draws_each_sample_from_its_category(processed):
             sumw["ggh_htaue", category] / ref * 0.02
         )
     n_pool, n_signal = model.split
-    # labels: 1 A's background, 2 B's, 3 A's signal, 4 B's signal
-    marked = _marked(
+    # labels: 1 emu background, 2 mue background, 3 emu signal, 4 mue signal
+    pool_marks = np.where(np.arange(len(model.pool)) < n_pool, 1.0, 2.0)
+    signal_marks = np.where(np.arange(len(model.signal)) < n_signal, 3.0, 4.0)
+    marked = dataclasses.replace(
         model,
-        np.where(np.arange(len(model.pool)) < n_pool, 1.0, 2.0),
-        np.where(np.arange(len(model.signal)) < n_signal, 3.0, 4.0),
+        pool=Sample(pool_marks, model.pool.weights, ("m_coll",)),
+        signal=Sample(signal_marks, model.signal.weights, ("m_coll",)),
     )
-    a_sig, b_sig, a_null, b_null = [], [], [], []
+    counts = {3.0: [], 4.0: [], "emu share": [], "size b": []}
     for r in range(30):
         a, b = marked.experiments(5.0, 0.2)(replica_rng(1, 0, r))
-        assert set(np.unique(a.features)) <= {1.0, 3.0} and set(np.unique(b.features)) <= {2.0, 4.0}
-        a_sig.append(int(np.sum(a.features == 3.0)))
-        b_sig.append(int(np.sum(b.features == 4.0)))
+        # both backgrounds from the one pool (emu and mue), the signal by category
+        assert set(np.unique(a.features)) == {1.0, 2.0, 3.0}
+        assert set(np.unique(b.features)) == {1.0, 2.0, 4.0}
+        counts[3.0].append(int(np.sum(a.features == 3.0)))
+        counts[4.0].append(int(np.sum(b.features == 4.0)))
+        background_a = a.features[a.features < 3.0]
+        counts["emu share"].append(np.mean(background_a == 1.0))
+        counts["size b"].append(int(np.sum(b.features < 3.0)))
         a0, b0 = marked.experiments(5.0, 0.0)(replica_rng(1, 1, r))
-        assert set(np.unique(a0.features)) == {1.0} and set(np.unique(b0.features)) == {2.0}
-        # the null: both samples from both categories, in proportion to their weights
-        an, bn = marked.null_experiments(5.0)(replica_rng(1, 2, r))
-        assert set(np.unique(an.features)) == {1.0, 2.0} == set(np.unique(bn.features))
-        a_null.append(np.mean(an.features == 1.0))
-        b_null.append(len(bn))
-    # Poisson signal counts in each sample: means within 5σ of the expectation
-    for counts, sample in ((a_sig, "a"), (b_sig, "b")):
+        assert a0.features.max() < 3.0 and b0.features.max() < 3.0
+    # Poisson signal counts: 30-replica means within 5σ of the expectation
+    for label, sample in ((3.0, "a"), (4.0, "b")):
         mean = model.expected_signal(5.0, 0.2, sample)
-        assert abs(np.mean(counts) - mean) < 5 * np.sqrt(mean / 30)
-    # A's share of the pooled background: Σw_emu / Σw (a 30-replica mean, well within 0.02)
-    n_a, mean_b = model.expected_background(5.0, "a"), model.expected_background(5.0, "b")
-    assert np.mean(a_null) == pytest.approx(n_a / (n_a + mean_b), abs=0.02)
-    assert abs(np.mean(b_null) - mean_b) < 5 * np.sqrt(mean_b / 30)
-    # Z_id adds the two categories' q0: above the emu-only templates' value
-    assert model.ideal_z(5.0, 0.02) > 0
+        assert abs(np.mean(counts[label]) - mean) < 5 * np.sqrt(mean / 30)
+    n_a, n_b = model.expected_background(5.0, "a"), model.expected_background(5.0, "b")
+    assert np.mean(counts["emu share"]) == pytest.approx(n_a / (n_a + n_b), abs=0.02)
+    assert abs(np.mean(counts["size b"]) - n_b) < 5 * np.sqrt(n_b / 30)
+    # Z_id grows with the signal; below that of the signal all in A over half the pool
+    assert 0 < model.ideal_z(5.0, 0.01) < model.ideal_z(5.0, 0.02)
 
 
 def test_lfuv_pairing_needs_two_categories(processed):
@@ -305,10 +299,10 @@ def test_lfuv_pairing_needs_two_categories(processed):
         _cfg(processed), a=SampleSpec(category="emu"), b=SampleSpec(category="emu")
     )
     with pytest.raises(ConfigError, match="both 'emu'"):
-        bootstrap_model(cfg, "separate")
+        bootstrap_model(cfg, "by-category")
 
 
-def test_lfuv_command_scores_every_br_against_the_exchangeable_null(processed, tmp_path):
+def test_lfuv_command_runs_end_to_end(processed, tmp_path):
     out = tmp_path / "lfuv"
     args = ["sensitivity", "--input", str(processed), "--inject-datasets", "ggh_htaue",
             "--protocol", "lfuv", "--luminosities", "2", "--brs", "0.05",
@@ -317,19 +311,11 @@ def test_lfuv_command_scores_every_br_against_the_exchangeable_null(processed, t
     assert main(args) == 0
     scan = json.loads((out / "sensitivity.json").read_text())
     assert scan["protocol"] == "lfuv"
-    assert scan["bootstrap"]["pairing"] == "separate"
-    # BR = 0 (emu against mue, no signal) is a point of --toys replicas like the others
-    assert [(p["branching_ratio"], len(p["t"])) for p in scan["points"]] == [(0.0, 3), (0.05, 3)]
-    assert sorted(f.name for f in (out / "replicas").iterdir()) == [
-        "L2.0_BR0.0.npz", "L2.0_BR0.05.npz", "L2.0_null.npz"
-    ]  # fmt: skip
-    with np.load(out / "replicas" / "L2.0_null.npz") as stored:
-        null = np.array(stored["t"])
-    assert len(null) == 5
-    # every Z is the empirical p against the stored null, not against the BR = 0 replicas
-    for p in scan["points"]:
-        for t, z in zip(p["t"], p["z"]):
-            expected = p_to_z((1 + np.sum(null >= t)) / (len(null) + 1))
-            assert z == pytest.approx(expected)
+    assert scan["bootstrap"]["pairing"] == "by-category"
+    assert [(p["branching_ratio"], len(p["t"])) for p in scan["points"]] == [(0.0, 5), (0.05, 3)]
     expected = scan["bootstrap"]["expected"][0]
-    assert expected["background_b"] > 0 and expected["signal_in_b"]["0.05"] >= 0
+    assert expected["background_b"] > 0 and expected["signal_in_b"]["0.05"] > 0
+    by_category = scan["bootstrap"]["pool"]["by_category"]
+    assert expected["background_per_sample"] == pytest.approx(
+        by_category["emu"]["sum_weights"] * 2 / scan["bootstrap"]["luminosity_processed_fb"]
+    )

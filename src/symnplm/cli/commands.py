@@ -148,10 +148,9 @@ def add_sensitivity_parser(subparsers: argparse._SubParsersAction) -> argparse.A
             "BR in both). --protocol bootstrap (arXiv:2401.09530 Sec. V B): A and B "
             "bootstrapped from one pool of the background's emu and mue events, with "
             "Poisson sizes at each of --luminosities, the H->tau e template bootstrapped into "
-            "A only. --protocol lfuv: the same bootstrap with A from the emu events (background "
-            "and signal) and B from the mue events, against a null drawn from both "
-            "categories pooled (as permutations would calibrate it); its BR = 0 point checks "
-            "that the corrected categories are alike. Writes OUTDIR/sensitivity.json, the "
+            "A only. --protocol lfuv: the same pool, each sample expecting its own "
+            "category's events (A emu, B mue) and getting the signal's events of its "
+            "category. Writes OUTDIR/sensitivity.json, the "
             "reach table OUTDIR/reach.json and "
             "reach.md (BR at median Z = 2 and 3) and the figures z_vs_br, z_vs_zid. "
             "Samples, features and statistic as in `symnplm test` (--config or flags)."
@@ -177,8 +176,8 @@ def add_sensitivity_parser(subparsers: argparse._SubParsersAction) -> argparse.A
         choices=PROTOCOLS,
         default="pseudo-data",
         help="how replicas are drawn: pseudo-data (thinned simulation, default), bootstrap "
-        "(the paper's pool bootstrap, signal in A only) or lfuv (A and B bootstrapped from "
-        "their own categories)",
+        "(the paper's pool bootstrap, signal in A only) or lfuv (the same pool, the signal's "
+        "emu events in A and its mue events in B)",
     )
     p.add_argument(
         "--luminosities",

@@ -27,17 +27,19 @@ every replica of one (luminosity, BR) as one batched program
     is the only difference. Several luminosities run in one call, each with its own
     null.
 
-``"lfuv"`` (the e-mu vs mu-e test, at the same luminosities)
-    The bootstrap with each sample from its own category: A from the background's
-    events of ``a.category`` (emu) and the signal's emu events, B from ``b.category``
-    (mue) and the signal's mue events, each component Poisson-sized with its own
-    expectation at L. The null is drawn from the pool of both categories with A's and
-    B's sizes — exchangeable samples, which is what the permutation calibration of the
-    real test measures — so the BR = 0 replicas (emu against mue, no signal) are an
-    ordinary point whose Z must scatter around 0: were the corrected categories
-    different, it would not (a false-discovery check built into every scan).
+``"lfuv"`` (the e-mu vs mu-e test)
+    The bootstrap from the same pool of both categories, with the signal where the
+    detector puts it: A (emu) gets the signal template's emu events, B (mue) its mue
+    events, and each sample expects its own category's background, Σw_category × L /
+    L_proc. The backgrounds of A and B come from one pool on purpose: a finite
+    simulation's emu and mue events differ by their own statistical fluctuations, which
+    replicas drawn at a luminosity comparable to the simulation's would all see as one
+    fixed difference (two halves of the same emu events, 10 fb⁻¹ each, bootstrapped at
+    10 fb⁻¹: binned η_lead test median t 56 against 17 for the pooled null). Whether
+    the corrected categories agree is the closure study's question; this protocol asks
+    how large an e/μ asymmetry of the signal the test sees.
 
-For the first two, the BR = 0 replicas (of the same luminosity) are the null: each t becomes an
+For all three, the BR = 0 replicas (of the same luminosity) are the null: each t becomes an
 empirical p-value against them (p = (1 + #{t_0 ≥ t}) / (n_0 + 1), Sec. III E), and,
 beyond the reach of the null sample, a χ² p-value with the degrees of freedom fitted to
 the null (the paper's extrapolation of Fig. 2). Points report the median Z and the
@@ -82,7 +84,7 @@ Progress = Callable[[int, int], None]
 #: how A and B are drawn (see the module docstring)
 PROTOCOLS = ("pseudo-data", "bootstrap", "lfuv")
 #: the bootstrap protocols' pairing of A and B (:class:`BootstrapModel`)
-PROTOCOL_PAIRING = {"bootstrap": "pooled", "lfuv": "separate"}
+PROTOCOL_PAIRING = {"bootstrap": "pooled", "lfuv": "by-category"}
 #: m_coll bins of the Z_id templates, in GeV (10 GeV wide up to 500 GeV)
 ZID_EDGES_GEV = np.linspace(0.0, 500.0, 51)
 #: median Z of the reach table
@@ -163,11 +165,9 @@ def _points(
     dof: float,
     z_ideal: Callable[[float], float],
     luminosity_fb: float | None = None,
-    null: np.ndarray | None = None,
 ) -> list[SensitivityPoint]:
-    """Z of every replica against ``null`` (default: the BR = 0 replicas), empirical and
-    with a χ² fitted to the null."""
-    t0 = t_by_br[0.0] if null is None else null
+    """Z of every replica against the BR = 0 replicas (empirical, and χ² fitted to them)."""
+    t0 = t_by_br[0.0]
     fit = fit_chi2_dof(t0, dof)
     points = []
     for br in sorted(t_by_br):
@@ -423,7 +423,7 @@ def bootstrap_experiments(
 
 
 #: how the bootstrap protocols pair A and B (see :class:`BootstrapModel`)
-PAIRINGS = ("pooled", "separate")
+PAIRINGS = ("pooled", "by-category")
 
 
 @dataclass(frozen=True)
@@ -434,8 +434,8 @@ class BootstrapModel:
     ----------
     pool
         Background events of the pooled categories (features as the engine sees them),
-        weighted at ``luminosity_fb``; with ``pairing="separate"`` A's category first
-        (``split[0]`` events), then B's.
+        weighted at ``luminosity_fb``; A's category first (``split[0]`` events), then
+        B's.
     signal
         Signal events of the same categories, weighted **per unit branching ratio** at
         ``luminosity_fb`` (the simulated weights divided by ``lfv_branching_ratio``);
@@ -450,14 +450,14 @@ class BootstrapModel:
         Categories pooled (emu and mue: 2): with ``"pooled"`` one sample expects
         1/categories of the pool.
     pairing
-        ``"pooled"`` (arXiv:2401.09530 Sec. V B): A and B both from the whole pool, the
-        signal (all of it) into A only. ``"separate"`` (the LFUV test): A from its
-        category's background and signal, B from its own; the null is then drawn from
-        the pool of both with A's and B's sizes (exchangeable samples: what the
-        permutation calibration of the real test measures), and the BR = 0 replicas
-        are the check that the categories are alike.
+        How A and B are drawn; both draw their background from the whole pool.
+        ``"pooled"`` (arXiv:2401.09530 Sec. V B): each sample expects the pool /
+        categories, the signal (all of it) goes into A only. ``"by-category"`` (the
+        LFUV test): each sample expects its own category's Σw, and gets the signal
+        events of its category.
     split
-        (A's pool events, A's signal events) for ``"separate"``.
+        (A's pool events, A's signal events): where B's category starts (``None``
+        when a = b, one category).
     """
 
     pool: Sample
@@ -473,11 +473,11 @@ class BootstrapModel:
     def __post_init__(self) -> None:
         if self.pairing not in PAIRINGS:
             raise ValueError(f"pairing must be one of {PAIRINGS}, got {self.pairing!r}")
-        if self.pairing == "separate" and self.split is None:
-            raise ValueError("pairing 'separate' needs split = (A's pool events, A's signal)")
+        if self.pairing == "by-category" and self.split is None:
+            raise ValueError("pairing 'by-category' needs split = (A's pool events, A's signal)")
 
     def _parts(self) -> tuple[Sample, Sample, Sample, Sample]:
-        """(A's background, B's, A's signal, B's signal) of ``"separate"``."""
+        """(A's category's background, B's, A's category's signal, B's)."""
         assert self.split is not None
         n_pool, n_signal = self.split
         pool_idx, signal_idx = np.arange(len(self.pool)), np.arange(len(self.signal))
@@ -522,34 +522,21 @@ class BootstrapModel:
                 self.signal if signal else None,
                 self.expected_signal(luminosity_fb, branching_ratio),
             )
-        bkg_a, bkg_b, sig_a, sig_b = self._parts()
+        _, _, sig_a, sig_b = self._parts()
         return bootstrap_experiments(
-            bkg_a,
+            self.pool,
             self.expected_background(luminosity_fb, "a"),
             sig_a if signal else None,
             self.expected_signal(luminosity_fb, branching_ratio, "a"),
-            pool_b=bkg_b,
             n_background_b=self.expected_background(luminosity_fb, "b"),
             signal_b=sig_b if signal else None,
             n_signal_b=self.expected_signal(luminosity_fb, branching_ratio, "b"),
         )
 
-    def null_experiments(
-        self, luminosity_fb: float
-    ) -> Callable[[np.random.Generator], tuple[Sample, Sample]]:
-        """The generator of the null: the BR = 0 replicas (``"pooled"``), or A and B both
-        drawn from the pool of both categories with their own sizes (``"separate"``)."""
-        if self.pairing == "pooled":
-            return self.experiments(luminosity_fb, 0.0)
-        return bootstrap_experiments(
-            self.pool,
-            self.expected_background(luminosity_fb, "a"),
-            n_background_b=self.expected_background(luminosity_fb, "b"),
-        )
-
     def ideal_z(self, luminosity_fb: float, branching_ratio: float) -> float:
         """Z_id of Eq. (29) with the templates the replicas are drawn from, at (L, BR);
-        with ``"separate"``, q0 = Z² added over A's and B's categories."""
+        with ``"by-category"``, each category's signal over its own background, q0 = Z²
+        added over the two."""
         if branching_ratio <= 0:
             return 0.0
         f = self._scale(luminosity_fb)
@@ -599,12 +586,12 @@ def bootstrap_model(cfg: RunConfig, pairing: str = "pooled") -> BootstrapModel:
     categories, each dataset rescaled from its ``lfv_branching_ratio`` to BR = 1.
     The weights are those of the processed output (efficiency map applied).
 
-    ``pairing`` is that of :class:`BootstrapModel`: ``"separate"`` (the LFUV test, A
-    and B from their own categories) needs two different categories.
+    ``pairing`` is that of :class:`BootstrapModel`: ``"by-category"`` (the LFUV test,
+    each sample with its own category's signal) needs two different categories.
     """
     if pairing not in PAIRINGS:
         raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
-    if pairing == "separate" and cfg.a.category == cfg.b.category:
+    if pairing == "by-category" and cfg.a.category == cfg.b.category:
         raise ConfigError(
             f"a.category and b.category are both {cfg.a.category!r}: the LFUV protocol "
             "compares two categories (e.g. emu against mue)"
@@ -680,7 +667,7 @@ def bootstrap_model(cfg: RunConfig, pairing: str = "pooled") -> BootstrapModel:
             "events": len(pool),
             "sum_weights": pool.sum_weights,
             "max_weight": float(pool.weights.max()),
-            # separate pairing: each sample draws from its own category
+            # by-category pairing: each sample expects its own category's Σw
             **(
                 {
                     "by_category": {
@@ -688,7 +675,7 @@ def bootstrap_model(cfg: RunConfig, pairing: str = "pooled") -> BootstrapModel:
                         for spec, part in zip((cfg.a, cfg.b), pool_parts)
                     }
                 }
-                if pairing == "separate"
+                if pairing == "by-category"
                 else {}
             ),
         },
@@ -707,7 +694,7 @@ def bootstrap_model(cfg: RunConfig, pairing: str = "pooled") -> BootstrapModel:
         description,
         categories=1 if single else 2,
         pairing=pairing,
-        split=(len(pool_parts[0]), n_signal_a) if pairing == "separate" else None,
+        split=None if single else (len(pool_parts[0]), n_signal_a),
     )
 
 
@@ -718,12 +705,11 @@ def _value_key(value: float) -> int:
 
 
 def replica_stream(
-    seed: int, luminosity_fb: float, branching_ratio: float, *, null: bool = False
+    seed: int, luminosity_fb: float, branching_ratio: float
 ) -> np.random.SeedSequence:
-    """The seed stream of the bootstrap replicas at (L, BR), or (``null``) of the
-    exchangeable null of the separate pairing at L."""
+    """The seed stream of the bootstrap replicas at (L, BR)."""
     key = (STREAM_SENSITIVITY_BOOTSTRAP, _value_key(luminosity_fb), _value_key(branching_ratio))
-    return np.random.SeedSequence(int(seed), spawn_key=key + ((1,) if null else ()))
+    return np.random.SeedSequence(int(seed), spawn_key=key)
 
 
 def _checkpointed(
@@ -740,8 +726,7 @@ def _checkpointed(
     if directory is None:
         return compute()
     # repr: the shortest text that gives the float back, so two values never share a file
-    what = "null" if key.get("null") else f"BR{key['branching_ratio']!r}"
-    name = f"L{key['luminosity_fb']!r}_{what}.npz"
+    name = f"L{key['luminosity_fb']!r}_BR{key['branching_ratio']!r}.npz"
     path = directory / name
     text = json.dumps(key, sort_keys=True, default=str)
     if path.exists():
@@ -819,42 +804,33 @@ def bootstrap_scan(
             k: model.description.get(k) for k in ("luminosity_processed_fb", "pool", "signal")
         },
     }
-    # pooled: the BR = 0 replicas are the null; separate: the null is its own series
-    # (both samples from the pool of both categories) and BR = 0 is a point like others
-    separate = model.pairing == "separate"
-    total = len(lumis) * (n_null + n_toys * (len(brs) - (0 if separate else 1)))
+    total = len(lumis) * (n_null + n_toys * (len(brs) - 1))
     done = 0
     nulls: dict[float, np.ndarray] = {}
     points: list[SensitivityPoint] = []
-
-    def series(lumi: float, br: float, n: int, null: bool) -> np.ndarray:
-        nonlocal done
-        key = {**common, "luminosity_fb": lumi, "branching_ratio": br, "n": n}
-        if null:
-            key["null"] = "exchangeable"
-        generator = model.null_experiments(lumi) if null else model.experiments(lumi, br)
-        job = _offset(progress, done, total)
-        t = _checkpointed(
-            directory,
-            key,
-            lambda: _replicas(
-                test, generator, n, replica_stream(cfg.seed, lumi, br, null=null), batch_size, job
-            ),
-        )
-        done += n
-        if progress is not None:
-            progress(done, total)
-        return t
-
     for lumi in lumis:
-        null = series(lumi, 0.0, n_null, True) if separate else None
-        t_by_br = {
-            br: series(lumi, br, n_toys if (br > 0 or separate) else n_null, False) for br in brs
-        }
-        nulls[lumi] = t_by_br[0.0] if null is None else null
-        points += _points(
-            t_by_br, test.dof, lambda br, lumi=lumi: model.ideal_z(lumi, br), lumi, null
-        )
+        t_by_br: dict[float, np.ndarray] = {}
+        for br in brs:
+            n = n_null if br == 0 else n_toys
+            key = {**common, "luminosity_fb": lumi, "branching_ratio": br, "n": n}
+            job = _offset(progress, done, total)
+            t_by_br[br] = _checkpointed(
+                directory,
+                key,
+                lambda lumi=lumi, br=br, n=n, job=job: _replicas(
+                    test,
+                    model.experiments(lumi, br),
+                    n,
+                    replica_stream(cfg.seed, lumi, br),
+                    batch_size,
+                    job,
+                ),
+            )
+            done += n
+            if progress is not None:
+                progress(done, total)
+        nulls[lumi] = t_by_br[0.0]
+        points += _points(t_by_br, test.dof, lambda br, lumi=lumi: model.ideal_z(lumi, br), lumi)
     return nulls, points
 
 
@@ -867,18 +843,13 @@ def bootstrap_settings(
 ) -> dict[str, Any]:
     """What ``sensitivity.json`` records of a bootstrap scan: pool, template, expected counts."""
     brs = _branching_ratios(branching_ratios)
-    separate = model.pairing == "separate"
+    by_category = model.pairing == "by-category"
     return {
         **model.description,
         "background_per_sample": (
             "sum_weights(category of the sample) * L / luminosity_processed_fb"
-            if separate
+            if by_category
             else f"sum_weights(pool) / {model.categories} * L / luminosity_processed_fb"
-        ),
-        "null": (
-            "A and B drawn from the pool of both categories (exchangeable, as permutations)"
-            if separate
-            else "the BR = 0 replicas"
         ),
         "replicas": {"null": n_null, "per_branching_ratio": n_toys},
         "seed_stream": {
@@ -897,7 +868,7 @@ def bootstrap_settings(
                             f"{br:g}": model.expected_signal(lumi, br, "b") for br in brs
                         },
                     }
-                    if separate
+                    if by_category
                     else {}
                 ),
             }
