@@ -1,31 +1,39 @@
-"""The sensitivity study of arXiv:2401.09530 (Sec. V B, Figs. 4–5) on the paper-preset sample.
+"""Sensitivity studies on the paper-preset sample: the paper's (arXiv:2401.09530
+Sec. V B, Figs. 4–5) and the LFUV test's, with m_coll or the five two-body features.
 
-The bootstrap protocol of :mod:`symnplm.workflow.sensitivity`: A and B bootstrapped
-(weighted, Poisson sizes) from the pool of the background's emu (electron-leading)
-events, as in the paper, the
+``--preset paper`` (default): the bootstrap protocol of
+:mod:`symnplm.workflow.sensitivity` — A and B bootstrapped (weighted, Poisson sizes)
+from the pool of the background's emu (electron-leading) events, as in the paper, the
 H→τe template (ggF and VBF) bootstrapped into A only; the symmetrized 1-4-1 test on
-m_coll; per luminosity a null of BR = 0 replicas and replicas at every BR; median Z
-with its 16–84 % band, Z_id of Eq. 29 on the same templates, and the reach table (BR
-at median Z = 2 and 3).
+m_coll at 5, 10 and 20 fb⁻¹.
 
-Writes ``sensitivity.json`` (every t and Z, seed, configuration, protocol, luminosities,
-expected counts, versions, timing), ``reach.json``, ``reach.md`` and the figures
-``z_vs_br`` (Fig. 5) and ``z_vs_zid`` (Fig. 4) to ``--out``; every finished
-(luminosity, BR) is kept under ``--work``/replicas, so rerunning the same command after
-an interruption fits only what is missing.
+``--preset lfuv-m_coll`` and ``--preset lfuv-5d``: the LFUV protocol — emu (A) against
+mue (B), both backgrounds from the pool of both categories, each with its category's
+expected size, the signal's emu events in A and its mue events in B; m_coll with
+1-4-1, or the five features with the network of ``--architecture``.
 
-The real study (hours; 1000 null replicas and 100 per BR at 5, 10 and 20 fb⁻¹)::
+Per luminosity a null of BR = 0 replicas and replicas at every BR; median Z with its
+16–84 % band, Z_id of Eq. 29 on the same templates, and the reach table (BR at median
+Z = 2 and 3). Writes ``sensitivity.json`` (every t and Z, seed, configuration,
+protocol, luminosities, expected counts, versions, timing), ``reach.json``,
+``reach.md`` and the figures ``z_vs_br`` (Fig. 5) and ``z_vs_zid`` (Fig. 4) to
+``--out``; every finished (luminosity, BR) is kept under ``--work``/replicas, so
+rerunning the same command after an interruption fits only what is missing.
 
-    python -m benchmarks.sensitivity_paper --input results/closure/default/test_corrected
+The studies (hours on 2 cores)::
+
+    python -m benchmarks.sensitivity --input results/closure/default/test_corrected
+    python -m benchmarks.sensitivity --preset lfuv-m_coll
+    python -m benchmarks.sensitivity --preset lfuv-5d
 
 A check that the chain works (tiny numbers, a few minutes; not a result)::
 
-    python -m benchmarks.sensitivity_paper --quick
+    python -m benchmarks.sensitivity --quick
 
-The same study from the command line (without the timing record)::
+The paper's study from the command line (without the timing record)::
 
     symnplm sensitivity --protocol bootstrap --input results/closure/default/test_corrected \\
-        --a-category emu --b-category emu \\
+        --a-category emu --b-category emu --max-iter 1000 \\
         --luminosities 5 10 20 --brs 0.005 0.01 0.02 0.03 0.05 --null-toys 1000 --toys 100 \\
         --seed 2401 --output benchmarks/output/sensitivity
 """
@@ -45,16 +53,45 @@ from symnplm.workflow.config import InjectionSpec, RunConfig, SampleSpec, Statis
 HERE = Path(__file__).resolve().parent
 #: the processed paper-preset production, corrected with the independent production's map
 INPUT = Path("results/closure/default/test_corrected")
-FULL = {
-    "luminosities": [5.0, 10.0, 20.0],
-    "brs": [0.005, 0.01, 0.02, 0.03, 0.05],
-    "null_toys": 1000,
-    "toys": 100,
-    # converged fits: at 10 fb⁻¹ Newton needs ~300 iterations (t = 3.1 after 50, 15.3 after
-    # 200, 16.6 converged, on one null replica), and converged replicas stop early
-    "max_iter": 1000,
-    "out": HERE / "output" / "sensitivity",
-    "work": Path("results/sensitivity-paper"),
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "protocol": "bootstrap",
+        "features": "m_coll",
+        "architecture": None,
+        "luminosities": [5.0, 10.0, 20.0],
+        "brs": [0.005, 0.01, 0.02, 0.03, 0.05],
+        "null_toys": 1000,
+        "toys": 100,
+        # converged fits: at 10 fb⁻¹ Newton needs ~300 iterations (t = 3.1 after 50, 15.3
+        # after 200, 16.6 converged, on one null replica); converged replicas stop early
+        "max_iter": 1000,
+        "out": HERE / "output" / "sensitivity",
+        "work": Path("results/sensitivity-paper"),
+    },
+    "lfuv-m_coll": {
+        "protocol": "lfuv",
+        "features": "m_coll",
+        "architecture": None,
+        "luminosities": [10.0],
+        "brs": [0.005, 0.01, 0.02, 0.03, 0.05, 0.08],
+        "null_toys": 500,
+        "toys": 60,
+        "max_iter": 1000,
+        "out": HERE / "output" / "sensitivity-lfuv" / "m_coll",
+        "work": Path("results/sensitivity-lfuv/m_coll"),
+    },
+    "lfuv-5d": {
+        "protocol": "lfuv",
+        "features": "5d",
+        "architecture": [5, 4, 1],
+        "luminosities": [10.0],
+        "brs": [0.005, 0.01, 0.02, 0.03, 0.05],
+        "null_toys": 200,
+        "toys": 40,
+        "max_iter": 1000,
+        "out": HERE / "output" / "sensitivity-lfuv" / "5d",
+        "work": Path("results/sensitivity-lfuv/5d"),
+    },
 }
 #: a few minutes: that the chain runs on the real sample, not a result (kept out of
 #: benchmarks/output so that it never stands next to the study's numbers)
@@ -75,7 +112,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--input", type=Path, default=INPUT, help="processed paper-preset output")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="paper", help="which study")
     p.add_argument("--quick", action="store_true", help="tiny numbers: check the chain runs")
+    p.add_argument("--architecture", type=int, nargs="+", help="network (default per preset)")
     p.add_argument("--luminosities", type=float, nargs="+", help="fb^-1 (default 5 10 20)")
     p.add_argument("--brs", type=float, nargs="+", help="B(H->tau e) injected into A")
     p.add_argument("--null-toys", type=int, help="BR = 0 replicas per luminosity (1000)")
@@ -91,22 +130,29 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--work", type=Path, help="checkpoints of the replicas")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    for key, value in (QUICK if args.quick else FULL).items():
-        if getattr(args, key) is None:
+    # --quick keeps the preset's protocol, features and network, with tiny numbers
+    for key, value in {**PRESETS[args.preset], **(QUICK if args.quick else {})}.items():
+        if getattr(args, key, None) is None:
             setattr(args, key, value)
     return args
 
 
 def config(args: argparse.Namespace) -> RunConfig:
     """The run description: the paper's electron-leading (emu) pool of all background
-    datasets, m_coll, 1-4-1."""
+    datasets (``bootstrap``) or emu against mue (``lfuv``), the features and network of
+    the preset."""
     return RunConfig(
         input=str(args.input),
         a=SampleSpec(category="emu"),
-        b=SampleSpec(category="emu"),
-        features="m_coll",
+        b=SampleSpec(category="emu" if args.protocol == "bootstrap" else "mue"),
+        features=args.features,
         inject=InjectionSpec(datasets=list(args.signal_datasets)),
-        statistic=StatisticSpec(method="symmetrized", optimizer="newton", max_iter=args.max_iter),
+        statistic=StatisticSpec(
+            method="symmetrized",
+            optimizer="newton",
+            max_iter=args.max_iter,
+            architecture=args.architecture,
+        ),
         seed=args.seed,
         output=str(args.out),
     )
@@ -125,7 +171,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = config(args)
     timing: dict[str, float] = {}
     start = time.perf_counter()
-    model = sens.bootstrap_model(cfg)
+    model = sens.bootstrap_model(cfg, sens.PROTOCOL_PAIRING[args.protocol])
     timing["load_s"] = time.perf_counter() - start
     print(
         f"pool: {model.description['pool']['events']} events, Σw = "
@@ -151,13 +197,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.out,
         cfg,
         points,
-        protocol="bootstrap",
+        protocol=args.protocol,
         luminosities=[float(v) for v in args.luminosities],
         bootstrap=sens.bootstrap_settings(
             model, args.luminosities, args.brs, args.toys, args.null_toys
         ),
         quick=args.quick,
-        command=[sys.executable, "-m", "benchmarks.sensitivity_paper", *(argv or sys.argv[1:])],
+        command=[sys.executable, "-m", "benchmarks.sensitivity", *(argv or sys.argv[1:])],
         timing={**timing, "total_s": time.perf_counter() - start},
     )
     sens.write_reach(args.out, points)
