@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
-from symnplm.physics.selection import ETA_VETOES, ISOLATION_MAX, SELECTIONS
+from symnplm.physics.selection import ETA_VETOES, ISOLATION_MAX, JET_CUTS, SELECTIONS
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -86,6 +87,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         type=float,
         metavar="X",
         help=f"relative isolation cut for both flavours (lfuv default {ISOLATION_MAX:g})",
+    )
+    phys.add_argument(
+        "--btag-min",
+        type=float,
+        default=JET_CUTS.btag_min,
+        metavar="SCORE",
+        help=f"b-tag score above which a counted jet enters n_bjets (default "
+        f"{JET_CUTS.btag_min:g}, the generator's working point; CMS DeepJet medium 2018 UL: "
+        "0.2783)",
     )
     phys.add_argument(
         "--events",
@@ -205,6 +215,7 @@ def run_command(args: argparse.Namespace) -> int:
             efficiency=efficiency,
             luminosity_fb=args.luminosity,
             events=args.events,
+            jets=replace(JET_CUTS, btag_min=args.btag_min),
         )
         # before the processing: a destination that cannot be written fails now, not at the end
         check_writable_directory(args.outdir)

@@ -6,7 +6,7 @@ from all of them; MET updated; selection re-applied):
 
 1. select events with exactly one electron and one muon (``symnplm.physics.selection``);
 2. compute the per-event columns — m_coll, the five two-body features by role,
-   m_ll, MET, n_jets, the flavour-resolved lepton kinematics;
+   m_ll, MET, n_jets, n_bjets, the flavour-resolved lepton kinematics;
 3. weight them: genWeight × σ × L / Σw for simulation (1 for data), times the
    efficiency-ratio weight R^ε(electron) when a map is given, times exp(ν σ_N) for
    the normalisation variations and R^ε_up/down / R^ε for the efficiency variations
@@ -58,8 +58,8 @@ from symnplm.physics.selection import (
     JetCuts,
     LeptonCuts,
     category_names,
-    count_jets,
     emu_categories,
+    jet_multiplicities,
     select_emu,
 )
 from symnplm.physics.variations import (
@@ -123,8 +123,9 @@ class EMuProcessor(processor.ProcessorABC):
         An ID cut whose branch the input lacks is not applied, and that is recorded in
         the output (``missing``).
     jets
-        Jets counted in ``n_jets`` (pT > 30 GeV, |η| < 4.7, ΔR > 0.4 from the leptons).
-        Inputs without jets get ``n_jets = -1``.
+        Jets counted in ``n_jets`` (pT > 30 GeV, |η| < 4.7, ΔR > 0.4 from the leptons)
+        and, b-tagged (score > 0.5, |η| < 2.5), in ``n_bjets``. Inputs without jets get
+        ``n_jets = n_bjets = -1``, inputs without the b-tag branch ``n_bjets = -1``.
     charge
         ``"opposite"`` (signal region) or ``"same"`` (control region).
     scales
@@ -289,7 +290,8 @@ class EMuProcessor(processor.ProcessorABC):
         """Every branch the processor may read (``filter_name``: limits the I/O and the schema)."""
         optional = [f"Electron_{self.electron.id_field}"] if self.electron.id_field else []
         optional += [f"Muon_{self.muon.id_field}"] if self.muon.id_field else []
-        optional += ["nJet", *(f"Jet_{f}" for f in _JET_FIELDS), "genWeight"]
+        optional += ["nJet", *(f"Jet_{f}" for f in (*_JET_FIELDS, self.jets.btag_field))]
+        optional += ["genWeight"]
         return list(dict.fromkeys(self.required_branches(mc=False) + optional))
 
     def config(self) -> dict[str, Any]:
@@ -434,6 +436,8 @@ class EMuProcessor(processor.ProcessorABC):
         has_jets = self._has_jets(events)
         if not has_jets:
             missing.add("Jet_" + "/".join(_JET_FIELDS))
+        elif self.jets.btag_field not in events.Jet.fields:
+            missing.add(f"Jet_{self.jets.btag_field}")
         met_pt = ak.to_numpy(events.MET.pt).astype(np.float64)
         met_phi = ak.to_numpy(events.MET.phi).astype(np.float64)
         weights, weighting = self._event_weights(events, metadata, mc)
@@ -453,10 +457,10 @@ class EMuProcessor(processor.ProcessorABC):
             cols = emu_features(
                 sel.electron, sel.muon, mpt[sel.mask], mphi[sel.mask], self.collinear_form
             )
-            cols["n_jets"] = (
-                count_jets(events.Jet[sel.mask], [sel.electron, sel.muon], self.jets)
+            cols |= (
+                jet_multiplicities(events.Jet[sel.mask], [sel.electron, sel.muon], self.jets)
                 if has_jets
-                else np.full(int(sel.mask.sum()), -1.0)
+                else {k: np.full(int(sel.mask.sum()), -1.0) for k in ("n_jets", "n_bjets")}
             )
             cols[WEIGHT] = weights[sel.mask]
             accepted = None

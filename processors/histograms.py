@@ -53,6 +53,10 @@ _EVENT_AXES: dict[str, tuple[hist.axis.AxesMixin, str]] = {
     ),
     "met": (hist.axis.Regular(100, 0.0, 250.0, name="met", label=r"$E_T^{miss}$ [GeV]"), "met"),
     "n_jets": (hist.axis.Integer(0, 10, name="n_jets", label="jet multiplicity"), "n_jets"),
+    "n_bjets": (
+        hist.axis.Integer(0, 5, name="n_bjets", label="b-tagged jet multiplicity"),
+        "n_bjets",
+    ),
 }
 _LEPTON_AXES: dict[str, hist.axis.AxesMixin] = {
     "pt": hist.axis.Regular(100, 0.0, 250.0, name="pt", label=r"$p_T$ [GeV]"),
@@ -69,7 +73,8 @@ def _bookkeeping_axes() -> list[hist.axis.StrCategory]:
 
 
 def book_histograms() -> dict[str, hist.Hist]:
-    """Empty histograms: m_coll, m_ll, dphi, met, n_jets, lepton_pt, lepton_eta, lepton_phi."""
+    """Empty histograms: m_coll, m_ll, dphi, met, n_jets, n_bjets, lepton_pt, lepton_eta,
+    lepton_phi."""
     hists = {
         name: hist.Hist(*_bookkeeping_axes(), axis, storage=hist.storage.Weight())
         for name, (axis, _) in _EVENT_AXES.items()

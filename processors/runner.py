@@ -502,7 +502,8 @@ def _process(
         if missing:
             notes.append(
                 f"dataset {dataset!r}: input lacks {sorted(missing)}; the corresponding ID cut "
-                "was not applied / n_jets is -1"
+                "was not applied / n_jets (without jets) or n_bjets (without the b-tag score) "
+                "is -1"
             )
     for dataset, flow in sorted(output["cutflow"].items()):
         if not any(flow.get(c, 0) for c in proc.categories):

@@ -1079,11 +1079,16 @@ def plot_scan(
     ``table`` holds the rows of :meth:`symnplm.workflow.scan.ScanResult.table`
     (region, observable, statistic, local_z, local_p_is_bound); ``significance`` the
     scan's :class:`~symnplm.inference.lookelsewhere.GlobalSignificance`. A local Z at
-    the permutation floor is a lower bound and drawn as a right-pointing triangle.
+    the permutation floor is a lower bound and drawn as a right-pointing triangle; a Z
+    below the axis (down to -inf at p = 1) is drawn at its left edge as a left-pointing
+    one.
     """
     labels = [f"{r['region']} · {r['observable']} · {r['statistic']}" for r in table]
     z = np.array([r["local_z"] for r in table], dtype=float)
     bound = np.array([r["local_p_is_bound"] for r in table], dtype=bool)
+    z_floor = -1.5  # Z < -1.5 (p > 0.93) says only "nothing here"
+    below = z < z_floor
+    z = np.where(below, z_floor, z)
     statistics = list(dict.fromkeys(r["statistic"] for r in table))
     colours = {s: f"C{k}" for k, s in enumerate(statistics)}
     with plt.style.context(_STYLE):
@@ -1091,15 +1096,20 @@ def plot_scan(
         y = np.arange(len(table))[::-1]
         for s in statistics:
             sel = np.array([r["statistic"] == s for r in table])
-            ax.scatter(z[sel & ~bound], y[sel & ~bound], color=colours[s], label=s, zorder=3)
+            plain = sel & ~bound & ~below
+            ax.scatter(z[plain], y[plain], color=colours[s], label=s, zorder=3)
             ax.scatter(z[sel & bound], y[sel & bound], color=colours[s], marker=">", zorder=3)
-        ax.axvline(significance.global_z, color="k", ls="--", label="global Z")
+            ax.scatter(z[sel & below], y[sel & below], color=colours[s], marker="<", zorder=3)
+        global_z = max(float(significance.global_z), z_floor)
+        ax.axvline(global_z, color="k", ls="--", label="global Z")
         for level in (2, 3):
             ax.axvline(level, color="0.8", lw=0.8, zorder=0)
         ax.set_yticks(y, labels, fontsize=9)
         ax.set_xlabel("local Z (triangles: lower bounds at the permutation floor)", fontsize=14)
         ax.tick_params(axis="y", which="minor", left=False, right=False)
-        ax.set_xlim(min(-0.5, float(np.nanmin(z)) - 0.3), max(3.5, float(np.nanmax(z)) + 0.5))
+        finite = z[np.isfinite(z)]
+        high = float(finite.max()) if finite.size else 0.0
+        ax.set_xlim(min(-0.5, float(z.min()) - 0.3), max(3.5, high + 0.5))
         g = significance
         experiment_label(ax, luminosity_fb)
         unconverged = sum(not r.get("converged", True) for r in table)

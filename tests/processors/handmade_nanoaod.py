@@ -38,7 +38,8 @@ class Event:
     electrons: Sequence[Lepton] = ()
     muons: Sequence[Lepton] = ()
     met: tuple[float, float] = (0.0, 0.0)
-    jets: Sequence[tuple[float, float, float]] = ()  # (pt, eta, phi)
+    # (pt, eta, phi) or (pt, eta, phi, b-tag score); the score defaults to 0
+    jets: Sequence[tuple[float, ...]] = ()
     gen_weight: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -81,8 +82,8 @@ def write_nanoaod(
     electron = _collection([e.electrons for e in events], ELECTRON_MASS, 11, "cutBased", np.int32)
     muon = _collection([e.muons for e in events], MUON_MASS, 13, "tightId", np.bool_)
     jets = {
-        k: ak.values_astype(ak.Array([[j[i] for j in e.jets] for e in events]), np.float32)
-        for i, k in enumerate(("pt", "eta", "phi"))
+        k: ak.values_astype(ak.Array([[(*j, 0.0)[i] for j in e.jets] for e in events]), np.float32)
+        for i, k in enumerate(("pt", "eta", "phi", "btagDeepFlavB"))
     }
     jets["mass"] = ak.values_astype(jets["pt"] * 0 + 5.0, np.float32)
     branches: dict[str, Any] = {

@@ -24,6 +24,7 @@ from symnplm.physics import (
     delta_phi,
     emu_categories,
     emu_features,
+    jet_multiplicities,
     lepton_cuts,
     lepton_mask,
     propagate_to_met,
@@ -220,6 +221,28 @@ def test_count_jets_applies_pt_eta_and_lepton_overlap():
     # jet 1 is within dR 0.1 of the muon, jet 2 below 30 GeV, jet 3 beyond |eta| 4.7
     np.testing.assert_array_equal(count_jets(jets, [e, mu], JetCuts()), [1, 0])
     np.testing.assert_array_equal(count_jets(jets, [], JetCuts()), [2, 0])
+
+
+def test_bjets_are_counted_jets_with_a_tag_inside_the_tracker():
+    jets = ak.zip({
+        "pt": ak.Array([[50.0, 60.0, 45.0, 35.0, 25.0], [40.0]]),
+        "eta": ak.Array([[0.0, -1.8, 2.6, 1.0, 0.0], [0.5]]),
+        "phi": ak.Array([[1.0, 2.6, 0.0, -2.0, 1.0], [0.0]]),
+        "btagDeepFlavB": ak.Array([[0.9, 0.9, 0.9, 0.5, 0.9], [0.51]]),
+    })  # fmt: skip
+    e = one_per_event([25.0, 30.0], [1.5, 0.0], [-1.0, 3.0], [0.0, 0.0], [-1, 1])
+    mu = one_per_event([40.0, 30.0], [-1.8, 0.0], [2.5, -3.0], [0.0, 0.0], [1, -1])
+    # event 0: jet 0 tagged; jet 1 on the muon; jet 2 beyond |eta| 2.5 (counted, untagged);
+    # jet 3 at the cut (score must exceed it); jet 4 below 30 GeV. event 1: tagged
+    n = jet_multiplicities(jets, [e, mu], JetCuts())
+    np.testing.assert_array_equal(n["n_jets"], [3, 1])
+    np.testing.assert_array_equal(n["n_bjets"], [1, 1])
+    tight = jet_multiplicities(jets, [e, mu], JetCuts(btag_min=0.6))
+    np.testing.assert_array_equal(tight["n_bjets"], [1, 0])
+    # without the score the b-jet count is unknown (-1), the jet count is not
+    untagged = jet_multiplicities(jets[["pt", "eta", "phi"]], [e, mu], JetCuts())
+    np.testing.assert_array_equal(untagged["n_bjets"], [-1, -1])
+    np.testing.assert_array_equal(untagged["n_jets"], [3, 1])
 
 
 # -- variations ---------------------------------------------------------------------------------

@@ -33,15 +33,15 @@ def known_events() -> list[Event]:
         (lambda pt, eta, phi, **k: Lepton(pt, eta, phi, -1, **k)),
     )
     return [
-        # 0: e+ mu-, electron leads -> emu, ep_mum; one jet far from both leptons
-        Event([ep(50, 0.5, 0.0)], [em(30, -0.3, 2.0, ident=1)], (20, 1.0), [(45, 2.0, -2.0)]),
-        # 1: e- mu+, muon leads (endcaps) -> mue, em_mup; jets: one counted, one on the
-        #    muon (dR 0.1), one below 30 GeV
+        # 0: e+ mu-, electron leads -> emu, ep_mum; one b-tagged jet far from both leptons
+        Event([ep(50, 0.5, 0.0)], [em(30, -0.3, 2.0, ident=1)], (20, 1.0), [(45, 2.0, -2.0, 0.8)]),
+        # 1: e- mu+, muon leads (endcaps) -> mue, em_mup; jets: one counted (score below
+        #    the b-tag cut), one b-tagged on the muon (dR 0.1), one below 30 GeV
         Event(
             [em(25, 1.6, -1.0)],
             [ep(40, -1.8, 2.5, ident=1)],
             (35, -2.0),
-            [(50, 0.0, 1.0), (60, -1.8, 2.6), (20, 0.0, 1.0)],
+            [(50, 0.0, 1.0, 0.3), (60, -1.8, 2.6, 0.9), (20, 0.0, 1.0, 0.9)],
             gen_weight=2.0,
         ),
         # 2: electron just above 15 GeV -> mue, ep_mum; leaves at electron_scale_down2
@@ -126,6 +126,7 @@ def test_features_equal_hand_computed_values(known):
     )
     assert row["dphi"] == pytest.approx(2.0, rel=1e-12)
     assert (row["met"], row["n_jets"], row["charge_e"], row["charge_mu"]) == (20.0, 1.0, 1.0, -1.0)
+    assert row["n_bjets"] == 1.0
     assert emu.weights[0] == pytest.approx(NORM, rel=1e-12)  # genWeight x xsec x L / sumw
 
     mue = load_sample(outdir, "mc", "mue", "nominal")
@@ -135,6 +136,7 @@ def test_features_equal_hand_computed_values(known):
     m_coll = math.sqrt(2 * 40 * (25 + 35) * (math.cosh(mu1[1] - e1[1]) - math.cos(dphi)))
     assert first["m_coll"] == pytest.approx(m_coll, rel=1e-12)
     assert (first["pt_lead"], first["pt_sublead"], first["n_jets"]) == (40.0, 25.0, 1.0)
+    assert first["n_bjets"] == 0.0  # the tagged jets: on the muon, and below 30 GeV
     assert first["dphi"] == pytest.approx(dphi, rel=1e-12)
 
     def p4(pt, eta, phi, m):
@@ -426,3 +428,13 @@ def test_map_measured_with_other_cuts_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"measured with other electron cuts \(eta_vetoes differ"):
         EMuProcessor(electron=paper_e, muon=paper_mu, efficiency=tmp_path / "eff.json")
     EMuProcessor(efficiency=tmp_path / "eff.json")  # the same (lfuv) cuts: accepted
+
+
+def test_without_the_btag_score_n_bjets_is_minus_one_and_said(tmp_path):
+    path = write_nanoaod(tmp_path / "nobtag.root", known_events(), drop=["Jet_btagDeepFlavB"])
+    fs = write_fileset(tmp_path / "fs.json", {"mc": {"files": [path], "metadata": {"xsec": XSEC}}})
+    report = process_fileset(fs, tmp_path / "out", EMuProcessor(luminosity_fb=LUMI / 1000.0))
+    n_jets = column(tmp_path / "out", "emu", "nominal", "n_jets")
+    n_bjets = column(tmp_path / "out", "emu", "nominal", "n_bjets")
+    assert n_jets[0] == 1.0 and np.all(n_bjets == -1.0)
+    assert any("Jet_btagDeepFlavB" in n and "n_bjets" in n for n in report.notes)

@@ -138,6 +138,24 @@ def test_selection_options_reach_the_processor(small_fileset, tmp_path):
     assert selected("--eta-vetoes", "1.4,1.5", "--isolation", "0.25") == 2
 
 
+def test_btag_working_point_reaches_the_processor(tmp_path):
+    """--btag-min moves the b-tag cut: a jet of score 0.3 is tagged at 0.2783, not at 0.5."""
+    event = Event(
+        [Lepton(50.0, 0.5, 0.0, 1)],
+        [Lepton(30.0, -0.5, 2.0, -1, ident=1)],
+        jets=[(60, 1.0, -2.0, 0.3)],
+    )
+    path = write_nanoaod(tmp_path / "b.root", [event], mc=False)
+    fs = write_fileset(tmp_path / "b.json", {"data": {"files": [path], "metadata": {}}})
+    counts = []
+    for options in ([], ["--btag-min", "0.2783"]):
+        out = tmp_path / f"out{len(options)}"
+        assert run(str(fs), "-o", str(out), "--quiet", "--scale-nu", "--norm-nu", *options) == 0
+        sample = load_sample(out, "data", "emu", "nominal", ["n_jets", "n_bjets"])
+        counts.append(sample.features[0].tolist())
+    assert counts == [[1.0, 0.0], [1.0, 1.0]]
+
+
 def test_default_luminosity_is_the_filesets(tmp_path):
     """Without --luminosity, simulation is normalised to the fileset's luminosity_fb."""
     events = [

@@ -344,3 +344,21 @@ def test_keep_clear_lifts_the_data_below_the_legend():
     plotting.keep_clear(ax, [legend], x, np.full_like(x, 1.0))
     fig.canvas.draw()
     assert _covered(ax, legend) == 0 and ax.get_ylim()[0] == 0
+
+
+def test_scan_summary_draws_cells_with_p_one(tmp_path):
+    """A cell whose observed t is below every null replica has p = 1, Z = -inf: drawn at
+    the axis' left edge, not an error (nor a NaN axis)."""
+    from symnplm.inference.lookelsewhere import global_significance
+    from symnplm.plotting import plot_scan
+
+    t_null = np.array([[1.0, 2.0, 3.0], [4.0, 2.0, 1.0]])  # 2 cells × 3 replicas
+    significance = global_significance(np.array([-1.0, -1.0]), t_null)
+    assert np.all(np.isneginf(significance.local_z)) and np.isneginf(significance.global_z)
+    table = [
+        {"region": r, "observable": "m_coll", "statistic": "symmetrized", "local_z": z,
+         "local_p_is_bound": False}
+        for r, z in zip(("a", "b"), significance.local_z)
+    ]  # fmt: skip
+    (path,) = plot_scan(table, significance, tmp_path / "summary", formats=("png",))
+    assert path.stat().st_size > 5_000

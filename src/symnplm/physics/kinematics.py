@@ -50,6 +50,7 @@ EMU_COLUMNS: tuple[str, ...] = (
     "met",
     "met_phi",
     "n_jets",
+    "n_bjets",
     "pt_e",
     "eta_e",
     "phi_e",
@@ -140,7 +141,8 @@ def emu_features(
     met_phi: Any,
     form: CollinearForm = "atlas",
 ) -> dict[str, np.ndarray]:
-    """All per-event columns of :data:`EMU_COLUMNS` except ``n_jets``, as float64 numpy arrays.
+    """All per-event columns of :data:`EMU_COLUMNS` except ``n_jets`` and ``n_bjets``, as
+    float64 numpy arrays.
 
     ``electron`` and ``muon`` hold one lepton per event (pt, eta, phi, mass, charge).
     The two-body features are ordered by role, so that ``emu`` and ``mue`` events

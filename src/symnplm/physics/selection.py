@@ -137,11 +137,21 @@ def lepton_cuts(
 
 @dataclass(frozen=True)
 class JetCuts:
-    """Jets counted in ``n_jets``: pT, |η| and separation ΔR from the selected leptons."""
+    """Jets counted in ``n_jets``: pT, |η| and separation ΔR from the selected leptons;
+    those of them counted in ``n_bjets``: b-tag score above ``btag_min`` within the
+    tracker (|η| < ``btag_abseta_max``).
+
+    The default ``btag_min = 0.5`` is the working point at which the parametric
+    detector of :mod:`symnplm.generation` defines its tagging efficiencies; on CMS
+    NanoAOD use the era's DeepJet working point (medium: 0.2783 for 2018 UL).
+    """
 
     pt_min: float = 30.0
     abseta_max: float = 4.7
     lepton_dr_min: float = 0.4
+    btag_field: str = "btagDeepFlavB"
+    btag_min: float = 0.5
+    btag_abseta_max: float = 2.5
 
 
 #: Jet defaults for ``n_jets``.
@@ -238,10 +248,15 @@ def emu_categories(
     return masks
 
 
-def count_jets(jets: ak.Array, leptons: list[Any], cuts: JetCuts = JET_CUTS) -> np.ndarray:
-    """Number of jets per event passing ``cuts`` and separated from every lepton in ``leptons``.
+def jet_multiplicities(
+    jets: ak.Array, leptons: list[Any], cuts: JetCuts = JET_CUTS
+) -> dict[str, np.ndarray]:
+    """``n_jets`` and ``n_bjets`` per event (:class:`JetCuts`), jets separated from every
+    lepton in ``leptons``.
 
-    ``jets`` is jagged (pt, eta, phi); each entry of ``leptons`` has one lepton per event.
+    ``jets`` is jagged (pt, eta, phi and, for ``n_bjets``, ``cuts.btag_field``); each
+    entry of ``leptons`` has one lepton per event. Without the b-tag field ``n_bjets``
+    is -1 (unknown), as ``n_jets`` is for inputs without jets.
     """
     # on the flat jet content: one numpy pass instead of jagged broadcasting per cut
     counts = ak.to_numpy(ak.num(jets, axis=1))
@@ -252,4 +267,21 @@ def count_jets(jets: ak.Array, leptons: list[Any], cuts: JetCuts = JET_CUTS) -> 
         lep_phi = np.repeat(ak.to_numpy(lep.phi), counts)
         keep &= np.hypot(eta - lep_eta, delta_phi(phi, lep_phi)) > cuts.lepton_dr_min
     event = np.repeat(np.arange(len(counts)), counts)
-    return np.bincount(event, weights=keep, minlength=len(counts)).astype(np.float64)
+
+    def per_event(jet_mask: np.ndarray) -> np.ndarray:
+        return np.bincount(event, weights=jet_mask, minlength=len(counts)).astype(np.float64)
+
+    out = {"n_jets": per_event(keep)}
+    if cuts.btag_field in ak.fields(jets):
+        score = ak.to_numpy(ak.flatten(jets[cuts.btag_field], axis=1))
+        tagged = keep & (score > cuts.btag_min) & (np.abs(eta) < cuts.btag_abseta_max)
+        out["n_bjets"] = per_event(tagged)
+    else:
+        out["n_bjets"] = np.full(len(counts), -1.0)
+    return out
+
+
+def count_jets(jets: ak.Array, leptons: list[Any], cuts: JetCuts = JET_CUTS) -> np.ndarray:
+    """Number of jets per event passing ``cuts`` and separated from every lepton in
+    ``leptons`` (``n_jets`` of :func:`jet_multiplicities`)."""
+    return jet_multiplicities(jets, leptons, cuts)["n_jets"]
