@@ -162,6 +162,25 @@ def test_injected_signal_raises_t(processed, tmp_path):
     assert t1 > t0 + 20
 
 
+def test_a_refused_rerun_leaves_the_directory_as_it_was(processed, tmp_path, local_client):
+    """Another run (other seed) into a directory holding a campaign is refused before it
+    writes anything: config.yaml and run.json still describe the first run."""
+    import yaml
+
+    cfg = RunConfig(input=str(processed), unweight="none", seed=5, output=str(tmp_path / "r"))
+    cfg.statistic.max_iter = 5
+    cfg.calibration.method, cfg.calibration.n, cfg.calibration.batch_size = "permutations", 2, 2
+    run(cfg, client=local_client)
+    files = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "r").iterdir() if p.is_file()}
+    other = from_dict({**cfg.to_dict(), "seed": 6})
+    with pytest.raises(ValueError, match="different campaign"):
+        run(other, client=local_client)
+    assert yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["seed"] == 5
+    assert booking.load_result(tmp_path / "r").summary["seed"] == 5
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "r").iterdir() if p.is_file()}
+    assert after == files
+
+
 def test_load_result_of_an_incomplete_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a complete result directory"):
         booking.load_result(tmp_path)

@@ -550,10 +550,6 @@ def run(
     if note is not None:
         notes.append(note)
     out = Path(cfg.output) if cfg.output is not None else None
-    if out is not None:
-        from symnplm.workflow.config import dump_yaml
-
-        dump_yaml(cfg, out / "config.yaml")
 
     t0 = time.perf_counter()
     observed = test.fit(a, b, seed=cfg.seed)
@@ -611,5 +607,12 @@ def run(
     timing["diagnostics_s"] = time.perf_counter() - t0
     timing["total_s"] = time.perf_counter() - start
     if out is not None:
+        from symnplm.workflow.config import dump_yaml
+
+        # nothing of this run is written before it has finished (a campaign of another
+        # run in ``out`` is refused untouched); run.json goes first, so the directory
+        # never shows a finished run beside this one's configuration
+        (out / booking.RUN_JSON).unlink(missing_ok=True)
+        dump_yaml(cfg, out / "config.yaml")
         booking.write_result(out, cfg, result, a, b, timing, diagnostics, inputs.reweighting, notes)
     return RunOutcome(cfg, a, b, result, timing, out, diagnostics, notes)
