@@ -413,9 +413,10 @@ class EMuProcessor(processor.ProcessorABC):
                 raise
             start = metadata.get("entrystart", 0)
             stop = metadata.get("entrystop", start + len(events))
+            reason = " ".join(str(err).split())  # one line: uproot's messages span several
             raise DamagedFileError(
                 f"{metadata.get('filename', '<events>')} (entries {start}-{stop}): "
-                f"cannot read the data ({type(err).__name__}: {err})"
+                f"cannot read the data ({type(err).__name__}: {reason})"
             ) from err
 
     def _process(self, events: ak.Array, metadata: Mapping[str, Any]) -> dict[str, Any]:

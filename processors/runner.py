@@ -26,10 +26,12 @@ run does not produce are removed before the new manifest is written.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import json
 import os
+import re
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -135,12 +137,29 @@ def _executor(
         raise ValueError(f"executor must be one of {EXECUTORS}, got {kind!r}")
 
 
+#: coffea's futures executor re-raises a worker's error as text: "... The error was: X('...')."
+_WORKER_ERROR = re.compile(r"The error was: (\w+)\((.*)\)\.?\s*$", re.DOTALL)
+
+
 def _cause(err: BaseException, types: tuple[type[BaseException], ...]) -> BaseException | None:
-    """The first exception of one of ``types`` in the chain of ``err``."""
+    """The first exception of one of ``types`` in the chain of ``err``.
+
+    An error raised in a worker process reaches the futures executor's caller only as
+    the text of a plain ``Exception``; one of ``types`` named there is rebuilt from it.
+    """
     seen = set()
     while err is not None and id(err) not in seen:
         if isinstance(err, types):
             return err
+        match = _WORKER_ERROR.search(str(err))
+        if match is not None:
+            kind = next((t for t in types if t.__name__ == match.group(1)), None)
+            if kind is not None:
+                try:
+                    message = ast.literal_eval(match.group(2))
+                except (ValueError, SyntaxError):
+                    message = match.group(2)
+                return kind(str(message))
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return None

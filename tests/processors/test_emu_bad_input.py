@@ -87,6 +87,26 @@ def test_damaged_data_is_named_with_the_entries(bad_files, tmp_path):
         process_fileset({"mc": [str(bad_files["damaged"])]}, tmp_path / "out", EMuProcessor(**FAST))
 
 
+@pytest.mark.parametrize("executor", ["iterative", "futures"])
+def test_a_truncated_file_is_named_in_one_line_by_every_executor(tmp_path, executor):
+    """The futures executor re-raises a worker's error as text: the file is still named."""
+    good = write_nanoaod(tmp_path / "good.root", good_events(200))
+    data = good.read_bytes()
+    truncated = tmp_path / "truncated.root"
+    truncated.write_bytes(data[: int(len(data) * 0.6)])
+    with pytest.raises(DamagedFileError) as info:
+        process_fileset(
+            {"mc": [str(truncated)]},
+            tmp_path / "out",
+            EMuProcessor(**FAST),
+            executor=executor,
+            workers=2,
+        )
+    message = str(info.value)
+    assert message.startswith(f"{truncated} (entries 0-200): cannot read the data")
+    assert "\n" not in message and "WorkItem" not in message
+
+
 def test_skip_bad_files_processes_the_rest_and_reports(bad_files, tmp_path):
     good = write_nanoaod(tmp_path / "good.root", good_events())
     files = [str(good)] + [str(p) for p in bad_files.values()]
