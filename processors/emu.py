@@ -46,6 +46,7 @@ from typing import Any, Literal
 import awkward as ak
 import numpy as np
 from coffea import processor
+from coffea.analysis_tools import PackedSelection
 from coffea.nanoevents import NanoAODSchema
 
 from symnplm.physics.efficiency import EfficiencyRatio
@@ -109,6 +110,16 @@ def _finite_nus(nus: Sequence[float], what: str) -> tuple[float, ...]:
     if not all(math.isfinite(nu) for nu in out) or len(set(out)) != len(out):
         raise ValueError(f"{what} must be distinct finite numbers, got {list(nus)}")
     return out
+
+
+def cutflow(cuts: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """Events left after each cut in order (coffea's ``PackedSelection`` cutflow)."""
+    selection = PackedSelection()
+    for name, mask in cuts.items():
+        selection.add(name, mask)
+    # nevcutflow starts with the number of events before any cut
+    counts = selection.cutflow(*selection.names).result().nevcutflow[1:]
+    return {name: int(n) for name, n in zip(selection.names, counts, strict=True)}
 
 
 class EMuProcessor(processor.ProcessorABC):
@@ -479,8 +490,7 @@ class EMuProcessor(processor.ProcessorABC):
             )
             factors: list[tuple[str, Any]] = [(variation, 1.0)]
             if variation == NOMINAL:
-                for step, mask in sel.steps.items():
-                    out["cutflow"][dataset][step] = int(mask.sum())
+                out["cutflow"][dataset] |= cutflow(sel.cuts)
                 if accepted is not None:  # after the selection steps
                     out["cutflow"][dataset]["map_acceptance"] = accepted
                 for category, mask in masks.items():

@@ -32,6 +32,7 @@ from symnplm.physics import (
     select_emu,
     variation_name,
 )
+from symnplm.processors.emu import cutflow
 
 
 def leptons(rows, id_field="cutBased"):
@@ -191,6 +192,10 @@ def test_select_emu_counts_and_charge_modes():
     np.testing.assert_array_equal(sel.mask, [True, False, False, False, True])
     np.testing.assert_array_equal(sel.steps["one_electron"], [True, True, False, False, True])
     np.testing.assert_array_equal(sel.steps["one_muon"], [True, True, False, False, True])
+    # each cut alone (N-1 studies): events 2 and 3 have their muon, event 1 fails the charge
+    np.testing.assert_array_equal(sel.cuts["one_muon"], [True, True, True, True, True])
+    np.testing.assert_array_equal(sel.cuts["opposite_charge"], [True, False, True, False, True])
+    assert cutflow(sel.cuts) == {"one_electron": 3, "one_muon": 3, "opposite_charge": 2}
     assert ak.to_list(sel.electron.charge) == [1, -1]
     assert ak.to_list(sel.muon.charge) == [-1, 1]
     same = select_emu(e, mu, ELECTRON_CUTS, MUON_CUTS, charge="same")

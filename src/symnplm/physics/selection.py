@@ -186,12 +186,15 @@ class EMuSelection:
         Events passing everything (numpy bool, one per input event).
     electron, muon
         The selected lepton of each *passing* event (length ``mask.sum()``).
+    cuts
+        Each cut alone, in order (what a coffea ``PackedSelection`` holds: N-1 studies).
     """
 
     steps: Mapping[str, np.ndarray]
     mask: np.ndarray
     electron: ak.Array
     muon: ak.Array
+    cuts: Mapping[str, np.ndarray]
 
 
 def select_emu(
@@ -206,16 +209,22 @@ def select_emu(
         raise ValueError(f"charge must be 'opposite' or 'same', got {charge!r}")
     good_e = electrons[lepton_mask(electrons, electron_cuts)]
     good_mu = muons[lepton_mask(muons, muon_cuts)]
-    one_e = ak.to_numpy(ak.num(good_e, axis=1) == 1)
-    one_mu = one_e & ak.to_numpy(ak.num(good_mu, axis=1) == 1)
-    # firsts() is None for events without leptons; one_mu masks those (and multiples) anyway
+    # firsts() is None for events without leptons (product 0: fails either charge cut);
+    # events with several leptons fail one_electron / one_muon anyway
     product = ak.to_numpy(ak.fill_none(ak.firsts(good_e.charge) * ak.firsts(good_mu.charge), 0))
-    charged = one_mu & ((product < 0) if charge == "opposite" else (product > 0))
+    cuts = {
+        "one_electron": ak.to_numpy(ak.num(good_e, axis=1) == 1),
+        "one_muon": ak.to_numpy(ak.num(good_mu, axis=1) == 1),
+        f"{charge}_charge": (product < 0) if charge == "opposite" else (product > 0),
+    }
+    steps = dict(zip(cuts, np.logical_and.accumulate(list(cuts.values())), strict=True))
+    passed = steps[f"{charge}_charge"]
     return EMuSelection(
-        steps={"one_electron": one_e, "one_muon": one_mu, f"{charge}_charge": charged},
-        mask=charged,
-        electron=good_e[charged][:, 0],
-        muon=good_mu[charged][:, 0],
+        steps=steps,
+        mask=passed,
+        electron=good_e[passed][:, 0],
+        muon=good_mu[passed][:, 0],
+        cuts=cuts,
     )
 
 
