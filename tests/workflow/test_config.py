@@ -195,3 +195,15 @@ def test_nuisances_pass_through_run_files(tmp_path):
     assert cfg.map_uncertainty is False
     C.dump_yaml(cfg, tmp_path / "back.yaml")
     assert C.load(tmp_path / "back.yaml") == cfg
+
+
+def test_run_files_and_the_engine_share_the_newton_cap():
+    """StatisticSpec keeps the engine's default cap without importing torch."""
+    from symnplm.engine.fitting import NEWTON_MAX_ITER, FitConfig
+    from symnplm.workflow.closure import ClosureSettings
+    from symnplm.workflow.config import StatisticSpec
+    from symnplm.workflow.demo import DemoSettings
+
+    assert FitConfig().max_iter == NEWTON_MAX_ITER == StatisticSpec().max_iter
+    closure = ClosureSettings(test="t", calibration="c", outdir="o")
+    assert closure.max_iter == DemoSettings().max_iter == NEWTON_MAX_ITER

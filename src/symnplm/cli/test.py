@@ -161,7 +161,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     st.add_argument("--bins", type=int, help="binned: number of quantile bins (default 20)")
     st.add_argument("--optimizer", choices=["adam", "newton"], help="default newton")
     st.add_argument("--epochs", type=int, help="Adam epochs (paper: 500000)")
-    st.add_argument("--max-iter", type=int, help="Newton iterations cap (default 200)")
+    st.add_argument("--max-iter", type=int, help="Newton iterations cap (default 1000)")
     st.add_argument("--clip", type=float, help="weight clipping bound (NPLM convention: 9)")
     st.add_argument("--record-every", type=int, help="record t every N epochs/iterations")
     st.add_argument("--dtype", choices=["float32", "float64"])

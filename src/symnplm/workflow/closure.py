@@ -57,7 +57,7 @@ from symnplm.inference.streams import (
 from symnplm.io.files import write_json
 from symnplm.io.provenance import provenance
 from symnplm.io.samples import Sample
-from symnplm.workflow.config import InjectionSpec, RunConfig
+from symnplm.workflow.config import InjectionSpec, RunConfig, StatisticSpec
 
 __all__ = ["ClosureSettings", "run_closure"]
 
@@ -81,7 +81,7 @@ class ClosureSettings:
     branching_ratios: tuple[float, ...] = (0.01, 0.005)
     signal_datasets: tuple[str, ...] = ("ggh_htaue", "vbfh_htaue")
     full_permutations: int = 100
-    max_iter: int = 50
+    max_iter: int = StatisticSpec.max_iter
     workers: int = 2
     batch_size: int = 25
     seed: int = 1

@@ -101,7 +101,8 @@ class StatisticSpec:
     architecture: list[int] | None = None
     optimizer: Literal["adam", "newton"] = "newton"
     epochs: int = 20_000
-    max_iter: int = 200
+    # the engine's cap (symnplm.engine.fitting.NEWTON_MAX_ITER; config stays torch-free)
+    max_iter: int = 1000
     bins: int = 20
     clip: float | None = None
     record_every: int = 100

@@ -34,7 +34,7 @@ from typing import Any
 
 from symnplm.inference.significance import asymptotic_z
 from symnplm.io.files import atomic_path, read_json, write_json
-from symnplm.workflow.config import RunConfig
+from symnplm.workflow.config import RunConfig, StatisticSpec
 
 
 def default_fileset() -> Path:
@@ -74,7 +74,7 @@ class DemoSettings:
     fileset: Path | None = None
     permutations: int = 100
     batch_size: int = 10
-    max_iter: int = 50
+    max_iter: int = StatisticSpec.max_iter
     workers: int = 2
     scheduler: str | None = None
     seed: int = 1
