@@ -17,3 +17,20 @@ def shared_data() -> Path:
     if not path.is_dir():
         raise FileNotFoundError(f"{path} not found: clone the project next to ../shared")
     return path
+
+
+@pytest.fixture(
+    params=["cpu", pytest.param("cuda", marks=pytest.mark.cuda)],
+)
+def device(request) -> str:
+    """The torch device of a test that takes one: the CPU always, CUDA where present.
+
+    ``pytest -m cuda`` on a GPU machine runs exactly the CUDA half; elsewhere it is
+    skipped, so the suite passes without a GPU.
+    """
+    if request.param == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip("no CUDA device on this machine")
+    return request.param

@@ -144,6 +144,7 @@ def test_fit_config_rejects_bad_values(kwargs, match):
         FitConfig(**kwargs)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_cuda_matches_cpu():
     m = MLP((1, 4, 1))
@@ -160,6 +161,7 @@ def test_cuda_matches_cpu():
     np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-6)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_cuda_newton_matches_cpu():
     """Newton on CUDA: the Hessian is solved on the host, its ridge must live there too."""

@@ -1,9 +1,11 @@
 """Calibration: permutations, toys, asymptotic; results on disk."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from symnplm.engine import FitConfig
 from symnplm.generation.toymodels import ToyModel
@@ -47,9 +49,9 @@ def test_network_permutation_p_values_under_the_null():
     assert np.mean(np.asarray(p) <= 0.1) <= 0.5
 
 
-def test_permutations_keep_sample_sizes_and_are_reproducible():
+def test_permutations_keep_sample_sizes_and_are_reproducible(device):
     a, b = ToyModel(200, 300, poisson=False)(np.random.default_rng(1))
-    test = SymmetrizedTest(init="null", fit=FAST)
+    test = SymmetrizedTest(init="null", fit=replace(FAST, device=device))
     n1 = permutation_null(test, a, b, 6, seed=3)
     n2 = permutation_null(test, a, b, 6, seed=3)
     np.testing.assert_array_equal(n1.t, n2.t)
@@ -92,10 +94,10 @@ def test_toys_from_a_generator_and_from_the_poisson_bootstrap():
         toy_null(BinnedTest(edges), 3)
 
 
-def test_network_toys_with_generator_are_batched_and_padded():
+def test_network_toys_with_generator_are_batched_and_padded(device):
     """Toys of different sizes share one zero-padded batch; padding must not leak into t."""
     model = ToyModel(120, 150)
-    test = SymmetrizedTest(fit=FitConfig(epochs=150))
+    test = SymmetrizedTest(fit=FitConfig(epochs=150, device=device))
     batched = toy_null(test, 4, generator=model, seed=1, batch_size=4)
     alone = toy_null(test, 4, generator=model, seed=1, batch_size=1)
     assert batched.t.shape == (4,) and np.all(np.isfinite(batched.t))
@@ -144,3 +146,14 @@ def test_binned_result_log_ratio_is_the_histogram_ratio(tmp_path):
     np.testing.assert_allclose(
         back.evaluate([0.25, 0.75, 1.5, 5.0])["log_ratio"], np.log(ha / hb), rtol=1e-10
     )
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_permutation_null_on_cuda_matches_the_cpu():
+    """The same relabellings fitted on the GPU give the CPU's t (float64, converged Newton)."""
+    a, b = ToyModel(400, 500)(np.random.default_rng(8))
+    fit = FitConfig(optimizer="newton", dtype="float64", max_iter=200)
+    cpu = permutation_null(SymmetrizedTest(fit=fit), a, b, 8, seed=5)
+    gpu = permutation_null(SymmetrizedTest(fit=replace(fit, device="cuda")), a, b, 8, seed=5)
+    np.testing.assert_allclose(gpu.t, cpu.t, rtol=1e-4, atol=1e-4)

@@ -1,5 +1,7 @@
 """Test statistics: symmetry, limits, analytic binned values, divergence, bad input."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -31,17 +33,20 @@ def signal_pair():
 
 # -- invariance under A <-> B ------------------------------------------------------------------
 @pytest.mark.parametrize(
-    "test",
+    "make",
     [
-        SymmetrizedTest(fit=FitConfig(epochs=300)),
-        SymmetrizedTest(parametrization="sigma_delta", fit=NEWTON),
-        CrossEntropyTest(fit=NEWTON),
-        BinnedTest(np.linspace(0, 5, 11)),
+        lambda device: SymmetrizedTest(fit=FitConfig(epochs=300, device=device)),
+        lambda device: SymmetrizedTest(
+            parametrization="sigma_delta", fit=replace(NEWTON, device=device)
+        ),
+        lambda device: CrossEntropyTest(fit=replace(NEWTON, device=device)),
+        lambda device: BinnedTest(np.linspace(0, 5, 11)),
     ],
     ids=["symmetrized-adam", "sigma-delta-newton", "crossentropy-newton", "binned"],
 )
-def test_symmetric_statistics_are_invariant_under_swapping_a_and_b(test, null_pair):
+def test_symmetric_statistics_are_invariant_under_swapping_a_and_b(make, null_pair, device):
     a, b = null_pair
+    test = make(device)
     ab, ba = test.fit(a, b, seed=4), test.fit(b, a, seed=4)
     assert ab.t == pytest.approx(ba.t, rel=1e-9, abs=1e-9)
     if ab.parts:
@@ -56,9 +61,10 @@ def test_nplm_is_not_symmetric(null_pair):
 
 # -- t >= 0 ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_t_is_non_negative_when_fits_start_at_the_null(seed, null_pair):
+def test_t_is_non_negative_when_fits_start_at_the_null(seed, null_pair, device):
     a, b = null_pair
-    for test in (SymmetrizedTest(init="null", fit=NEWTON), CrossEntropyTest(fit=NEWTON)):
+    newton = replace(NEWTON, device=device)
+    for test in (SymmetrizedTest(init="null", fit=newton), CrossEntropyTest(fit=newton)):
         res = test.fit(a, b, seed=seed)
         assert res.t >= -1e-6, test.statistic
         assert all(v >= -1e-6 for v in res.parts.values())
@@ -82,11 +88,12 @@ def test_binned_symmetrized_is_the_g_test_of_the_contingency_table(null_pair):
     [(SymmetrizedTest, "symmetrized"), (CrossEntropyTest, "symmetrized"), (NPLMTest, "nplm")],
 )
 def test_networks_with_binwise_functions_reach_the_analytic_binned_value(
-    network, statistic, signal_pair
+    network, statistic, signal_pair, device
 ):
     a, b = signal_pair
     edges = quantile_edges(Sample.concatenate([a, b]), 10)
-    fitted = network(model=BinwiseFunction(tuple(edges)), fit=NEWTON64).fit(a, b)
+    fit = replace(NEWTON64, device=device)
+    fitted = network(model=BinwiseFunction(tuple(edges)), fit=fit).fit(a, b)
     analytic = BinnedTest(edges, statistic=statistic).fit(a, b)
     assert fitted.converged
     assert fitted.t == pytest.approx(analytic.t, rel=1e-8)
