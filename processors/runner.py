@@ -42,7 +42,7 @@ from typing import Any, Literal
 import numpy as np
 from coffea import processor
 
-from symnplm.io.booking import HISTS_JSON, RUN_JSON, write_hists
+from symnplm.io.booking import HISTS_JSON, HISTS_ROOT, RUN_JSON, write_hists, write_hists_root
 from symnplm.io.files import check_writable_directory, directory_lock, read_json, write_json
 from symnplm.io.provenance import provenance
 from symnplm.io.samples import COLUMNS_DIR, MANIFEST_NAME, Sample, sample_path
@@ -345,6 +345,7 @@ def write_output(
     if proc.efficiency is not None:
         proc.efficiency.write(outdir / EFFICIENCY_MAP_NAME)
     write_hists(outdir, dict(output["hists"]))
+    write_hists_root(outdir, dict(output["hists"]))
     write_json(outdir / "cutflow.json", dict(output["cutflow"]))
     for stale in previous - written:
         if stale.is_relative_to(outdir.resolve() / COLUMNS_DIR):
@@ -360,6 +361,7 @@ def write_output(
             "config": proc.config(),
             "columns": names,
             "hists": HISTS_JSON,
+            "hists_root": HISTS_ROOT,
             "cutflow": dict(output["cutflow"]),
             "efficiency_map": EFFICIENCY_MAP_NAME if proc.efficiency is not None else None,
             **run_info,

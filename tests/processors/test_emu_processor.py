@@ -438,3 +438,24 @@ def test_without_the_btag_score_n_bjets_is_minus_one_and_said(tmp_path):
     n_bjets = column(tmp_path / "out", "emu", "nominal", "n_bjets")
     assert n_jets[0] == 1.0 and np.all(n_bjets == -1.0)
     assert any("Jet_btagDeepFlavB" in n and "n_bjets" in n for n in report.notes)
+
+
+def test_histograms_are_also_written_as_root(known):
+    """hists.root holds one TH1 per (dataset, category, variation), equal to hists.json."""
+    import uproot
+
+    outdir, _ = known
+    hists = read_hists(outdir)
+    assert read_manifest(outdir)["hists_root"] == "hists.root"
+    with uproot.open(outdir / "hists.root") as f:
+        for name, where in (
+            ("m_coll", ("mc", "emu", "nominal")),
+            ("n_jets", ("mc", "mue", "nominal")),
+        ):
+            th1 = f["/".join([name, *where])]
+            expected = hists[name][dict(zip(("dataset", "category", "variation"), where))]
+            np.testing.assert_allclose(th1.values(flow=True), expected.values(flow=True))
+            np.testing.assert_allclose(th1.variances(flow=True), expected.variances(flow=True))
+            np.testing.assert_allclose(th1.axis().edges(), expected.axes[0].edges)
+        # the per-lepton histograms have one more category axis
+        assert "lepton_pt/mc/emu/nominal/electron" in {k.split(";")[0] for k in f.keys()}

@@ -2,7 +2,8 @@
 
 The histograms of a result (``hists.json``: ``dict[str, hist.Hist]`` in the UHI JSON
 serialisation, :func:`write_hists` / :func:`read_hists`; JSON, so reading someone else's
-result cannot run code, as unpickling would):
+result cannot run code, as unpickling would; a processor output also has them as ROOT
+histograms, ``hists.root``, :func:`write_hists_root`):
 
 ``null_t``
     t of the null replicas (permutations or toys); diverged fits land in the overflow.
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
 
 RUN_JSON = "run.json"
 HISTS_JSON = "hists.json"
+#: the same histograms as ROOT TH1/TH2 (uproot), one per combination of categories
+HISTS_ROOT = "hists.root"
 #: where earlier versions pickled their histograms (never read: unpickling runs code)
 _HISTS_PICKLE = "hists.pkl"
 #: bins of the feature axes
@@ -239,6 +242,32 @@ def write_hists(directory: str | os.PathLike[str], hists: dict[str, hist.Hist]) 
         json.dump({k: to_uhi(h) for k, h in hists.items()}, fh, default=uhi.io.json.default)
     # an earlier version's pickle beside it would be stale
     (Path(directory) / _HISTS_PICKLE).unlink(missing_ok=True)
+    return path
+
+
+def write_hists_root(directory: str | os.PathLike[str], hists: dict[str, hist.Hist]) -> Path:
+    """Write ``directory/hists.root`` (atomically): every histogram as ROOT TH1/TH2.
+
+    ROOT histograms have no category axes, so each combination of a histogram's
+    category values is one object, named by the histogram and the values in axis
+    order, ``m_coll/<dataset>/<category>/<variation>`` for the processor's (sums of
+    weights and of squared weights; under- and overflow kept).
+    """
+    import itertools
+
+    import uproot
+
+    path = Path(directory) / HISTS_ROOT
+    with atomic_path(path) as tmp, uproot.recreate(tmp) as out:
+        for name, h in hists.items():
+            categories = [
+                ax
+                for ax in h.axes
+                if isinstance(ax, (hist.axis.StrCategory, hist.axis.IntCategory))
+            ]
+            for values in itertools.product(*(list(ax) for ax in categories)):
+                one = h[{ax.name: v for ax, v in zip(categories, values, strict=True)}]
+                out["/".join([name, *map(str, values)])] = one
     return path
 
 
