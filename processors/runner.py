@@ -45,10 +45,19 @@ from coffea import processor
 from symnplm.io.booking import HISTS_JSON, HISTS_ROOT, RUN_JSON, write_hists, write_hists_root
 from symnplm.io.files import check_writable_directory, directory_lock, read_json, write_json
 from symnplm.io.provenance import provenance
-from symnplm.io.samples import COLUMNS_DIR, MANIFEST_NAME, Sample, sample_path
+from symnplm.io.samples import (
+    COLUMNS_DIR,
+    MANIFEST_NAME,
+    WEIGHT_PREFIX,
+    Sample,
+    columns_path,
+    sample_parts,
+    write_columns,
+)
 from symnplm.physics.kinematics import EMU_COLUMNS
+from symnplm.physics.selection import category_filters, emu_categories
 from symnplm.processors.efficiency_map import check_independent
-from symnplm.processors.emu import WEIGHT, EMuNanoAODSchema, EMuProcessor
+from symnplm.processors.emu import NOMINAL, WEIGHT, EMuNanoAODSchema, EMuProcessor
 from symnplm.processors.histograms import book_histograms
 from symnplm.processors.inputs import (
     READ_ERRORS,
@@ -273,49 +282,82 @@ def write_output(
     previous = set()
     if (outdir / MANIFEST_NAME).exists():
         old = read_json(outdir / MANIFEST_NAME)
-        previous = {(outdir / s["path"]).resolve() for s in old.get("samples", []) if s.get("path")}
+        previous = {
+            (outdir / part["path"]).resolve()
+            for s in old.get("samples", [])
+            for part in sample_parts(s)
+        }
     (outdir / MANIFEST_NAME).unlink(missing_ok=True)  # incomplete until the new one is written
     names = list(EMU_COLUMNS)
+    filters = category_filters(proc.charge)
     entries: dict[tuple[str, str, str], dict[str, Any]] = {}
     written: set[Path] = set()
-    for dataset, category, variation, cols in proc.tables(output):
-        key = (dataset, category, variation)
-        entry = {
-            "dataset": dataset,
-            "category": category,
-            "variation": variation,
-            "path": None,
-            "n_events": len(cols[WEIGHT]),
-            "sum_weights": float(np.sum(cols[WEIGHT])),
-            "files": sorted(fileset[dataset]["files"]),
+    # One file per (dataset, event variation) holds every selected event: the categories
+    # are filters on its columns, and the weight-only variations (normalisation,
+    # efficiency) extra weight columns of the nominal file, not copies of its events.
+    for (dataset, variation), cols in output["columns"].items():
+        reweighted = dict(proc.weight_variations(cols)) if variation == NOMINAL else {}
+        weights = {
+            name: cols[WEIGHT] * np.broadcast_to(factor, cols[WEIGHT].shape)
+            for name, factor in reweighted.items()
         }
-        if entry["n_events"]:
+        files = sorted(fileset[dataset]["files"])
+        path = None
+        if len(cols[WEIGHT]):
             provenance_ = {
                 "dataset": dataset,
-                "category": category,
                 "variation": variation,
                 "metadata": dict(fileset[dataset]["metadata"]),
-                "files": entry["files"],
+                "files": files,
                 "processor": proc.config(),
                 "seed": None,
                 **provenance(),
             }
-            try:
-                sample = Sample(
-                    np.stack([cols[c] for c in names], axis=1),
-                    cols[WEIGHT],
-                    names,
-                    provenance_,
-                    f"{dataset}/{category}/{variation}",
-                )
-            except ValueError as err:  # e.g. a negative total weight from NLO simulation
-                entry["error"] = str(err)
-            else:
-                path = sample_path(outdir, dataset, category, variation)
-                sample.to_parquet(path)
-                written.add(path.resolve())
-                entry["path"] = str(path.relative_to(outdir))
-        entries[key] = entry
+            path = columns_path(outdir, dataset, variation)
+            write_columns(
+                path,
+                {c: cols[c] for c in names},
+                cols[WEIGHT],
+                weights,
+                f"{dataset}/{variation}",
+                provenance_,
+            )
+            written.add(path.resolve())
+        masks = emu_categories(
+            cols["pt_e"], cols["pt_mu"], cols["charge_e"], cols["charge_mu"], proc.charge
+        )
+        for category in proc.categories:
+            mask = masks[category]
+            for name, w in [(variation, cols[WEIGHT]), *weights.items()]:
+                entry: dict[str, Any] = {
+                    "dataset": dataset,
+                    "category": category,
+                    "variation": name,
+                    "parts": [],
+                    "n_events": int(mask.sum()),
+                    "sum_weights": float(np.sum(w[mask])),
+                    "files": files,
+                }
+                if entry["n_events"]:
+                    try:  # what a Sample requires (e.g. a positive total weight)
+                        Sample(
+                            np.stack([cols[c][mask] for c in names], axis=1),
+                            w[mask],
+                            names,
+                            name=f"{dataset}/{category}/{name}",
+                        )
+                    except ValueError as err:  # e.g. negative weights of NLO simulation
+                        entry["error"] = str(err)
+                    else:
+                        assert path is not None
+                        part: dict[str, Any] = {
+                            "path": str(path.relative_to(outdir)),
+                            "where": filters[category],
+                        }
+                        if name != variation:
+                            part["weight"] = WEIGHT_PREFIX + name
+                        entry["parts"] = [part]
+                entries[dataset, category, name] = entry
     # every requested combination is listed, also where no chunk was processed
     for dataset in fileset:
         for category in proc.categories:
@@ -326,7 +368,7 @@ def write_output(
                         "dataset": dataset,
                         "category": category,
                         "variation": variation,
-                        "path": None,
+                        "parts": [],
                         "n_events": 0,
                         "sum_weights": 0.0,
                         "files": sorted(fileset[dataset]["files"]),
@@ -355,7 +397,8 @@ def write_output(
         outdir / MANIFEST_NAME,
         {
             "format": "symnplm-processor-output/1",
-            "layout": f"{COLUMNS_DIR}/<dataset>/<category>/<variation>.parquet",
+            "layout": f"{COLUMNS_DIR}/<dataset>/<variation>.parquet; categories are row "
+            "filters (parts.where), weight-only variations weight columns (parts.weight)",
             # the processing is deterministic: no random choice is made anywhere
             "seed": None,
             "config": proc.config(),

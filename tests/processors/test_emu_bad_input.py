@@ -195,10 +195,10 @@ def test_a_manifest_path_out_of_the_directory_is_not_followed(tmp_path):
     out = tmp_path / "out"
     process_fileset({"mc": [str(path)]}, out, EMuProcessor(**FAST))
     manifest = read_manifest(out)
-    entry = next(s for s in manifest["samples"] if s["path"] and s["category"] == "emu")
+    entry = next(s for s in manifest["samples"] if s["parts"] and s["category"] == "emu")
     outside = tmp_path / "elsewhere.parquet"
-    outside.write_bytes((out / entry["path"]).read_bytes())
-    entry["path"] = "../elsewhere.parquet"
+    outside.write_bytes((out / entry["parts"][0]["path"]).read_bytes())
+    entry["parts"][0]["path"] = "../elsewhere.parquet"
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="points outside the directory"):
         load_sample(out, "mc", "emu", entry["variation"])
@@ -249,11 +249,11 @@ def test_rerun_replaces_the_previous_output(tmp_path):
     process_fileset(
         {"mc": [str(path)]}, tmp_path / "out", EMuProcessor(scale_nus=[1.0], normalisation=None)
     )
-    assert (tmp_path / "out" / "columns" / "mc" / "emu" / "muon_scale_up1.parquet").exists()
+    assert (tmp_path / "out" / "columns" / "mc" / "muon_scale_up1.parquet").exists()
     with pytest.raises(InputError, match="processor configuration differ"):
         process_fileset({"mc": [str(path)]}, tmp_path / "out", EMuProcessor(**FAST))
     process_fileset({"mc": [str(path)]}, tmp_path / "out", EMuProcessor(**FAST), overwrite=True)
-    assert not (tmp_path / "out" / "columns" / "mc" / "emu" / "muon_scale_up1.parquet").exists()
+    assert not (tmp_path / "out" / "columns" / "mc" / "muon_scale_up1.parquet").exists()
     with pytest.raises(KeyError, match="muon_scale_up1"):
         load_sample(tmp_path / "out", "mc", "emu", "muon_scale_up1")
 
@@ -287,12 +287,12 @@ def test_another_processing_is_not_overwritten_and_foreign_files_survive(tmp_pat
     path = write_nanoaod(tmp_path / "mc.root", good_events())
     out = tmp_path / "out"
     process_fileset({"mc": [str(path)]}, out, EMuProcessor(**FAST))
-    first = {s["path"] for s in read_manifest(out)["samples"] if s["path"]}
+    first = {p["path"] for s in read_manifest(out)["samples"] for p in s["parts"]}
     foreign = out / "columns" / "mine.parquet"
     foreign.write_bytes(b"an analyst's file")
     with pytest.raises(InputError, match="another processing .* datasets differ"):
         process_fileset({"other": [str(path)]}, out, EMuProcessor(**FAST))
-    assert {s["path"] for s in read_manifest(out)["samples"] if s["path"]} == first
+    assert {p["path"] for s in read_manifest(out)["samples"] for p in s["parts"]} == first
     process_fileset({"other": [str(path)]}, out, EMuProcessor(**FAST), overwrite=True)
     assert all(not (out / p).exists() for p in first)  # the replaced processing's samples
     assert foreign.read_bytes() == b"an analyst's file"  # never its to delete

@@ -459,3 +459,34 @@ def test_histograms_are_also_written_as_root(known):
             np.testing.assert_allclose(th1.axis().edges(), expected.axes[0].edges)
         # the per-lepton histograms have one more category axis
         assert "lepton_pt/mc/emu/nominal/electron" in {k.split(";")[0] for k in f.keys()}
+
+
+def test_one_file_per_event_variation_holds_every_category(known):
+    """Categories are row filters and weight-only variations weight columns of one file per
+    (dataset, event variation): no event is stored twice."""
+    import pyarrow.parquet as pq
+
+    from symnplm.physics import category_filters, emu_categories
+
+    outdir, _ = known
+    manifest = read_manifest(outdir)
+    files = sorted(p.name for p in (outdir / "columns" / "mc").iterdir())
+    event_variations = {v for v in manifest["config"]["variations"] if not v.startswith("norm")}
+    event_variations -= {v for v in event_variations if v.startswith("efficiency")}
+    assert files == sorted(f"{v}.parquet" for v in event_variations)
+    nominal = pq.read_table(outdir / "columns" / "mc" / "nominal.parquet")
+    assert {"weight:norm_up1", "weight:norm_down2"} <= set(nominal.column_names)
+    # the stored filters select exactly the events emu_categories assigns
+    cols = {c: nominal.column(c).to_numpy() for c in ("pt_e", "pt_mu", "charge_e", "charge_mu")}
+    masks = emu_categories(cols["pt_e"], cols["pt_mu"], cols["charge_e"], cols["charge_mu"])
+    for category, where in category_filters().items():
+        rows = np.ones(nominal.num_rows, dtype=bool)
+        for column_name, value in where.items():
+            rows &= nominal.column(column_name).to_numpy() == value
+        np.testing.assert_array_equal(rows, masks[category], err_msg=category)
+        loaded = load_sample(outdir, "mc", category, "norm_up1", ["pt_e"])
+        np.testing.assert_allclose(
+            loaded.weights,
+            nominal.column("weight").to_numpy()[masks[category]] * math.exp(0.025),
+            rtol=1e-12,
+        )

@@ -7,7 +7,9 @@ weights replace counts" everywhere (``Ñ_A = Σ_{x∈A} w``).
 
 Samples are stored as parquet: one column per feature, a ``weight`` column, and
 the provenance as JSON in the file's key-value metadata, so that any parquet
-reader can open them.
+reader can open them. A file may hold further weight columns, ``weight:<name>``
+(the same events with other weights, e.g. a normalisation variation), and a sample
+may be a selection of a file's rows (:func:`load_sample` follows the manifest).
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ from symnplm.exceptions import EmptySelectionError
 from symnplm.io.files import atomic_path
 
 WEIGHT_COLUMN = "weight"
+#: prefix of further weight columns: ``weight:norm_up1`` holds that variation's weights
+WEIGHT_PREFIX = "weight:"
 _META_KEY = b"symnplm.provenance"
+
+
+def is_weight_column(name: str) -> bool:
+    """The nominal or a variation's weight column (never a feature)."""
+    return name == WEIGHT_COLUMN or name.startswith(WEIGHT_PREFIX)
 
 
 def _as_features(features: Any, name: str) -> np.ndarray:
@@ -100,8 +109,11 @@ class Sample:
         names = tuple(str(s) for s in names)
         if len(names) != d:
             raise ValueError(f"sample {name!r}: {len(names)} feature names for {d} features")
-        if WEIGHT_COLUMN in names:
-            raise ValueError(f"sample {name!r}: {WEIGHT_COLUMN!r} is reserved, not a feature name")
+        if any(is_weight_column(n) for n in names):
+            raise ValueError(
+                f"sample {name!r}: {WEIGHT_COLUMN!r} and {WEIGHT_PREFIX!r}… are reserved for "
+                "weights, not feature names"
+            )
         x.setflags(write=False)
         w.setflags(write=False)
         object.__setattr__(self, "features", x)
@@ -188,20 +200,17 @@ class Sample:
         return self.take(idx, name)
 
     # -- parquet I/O --------------------------------------------------------------------
-    def to_parquet(self, path: str | os.PathLike[str]) -> Path:
-        """Write features, weights and provenance to ``path`` (atomically)."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    def to_parquet(
+        self,
+        path: str | os.PathLike[str],
+        weights: Mapping[str, np.ndarray] | None = None,
+    ) -> Path:
+        """Write features, weights and provenance to ``path`` (atomically, zstd).
 
+        ``weights`` adds other weights of the same events as columns ``weight:<name>``.
+        """
         cols = {n: self.features[:, i] for i, n in enumerate(self.names)}
-        cols[WEIGHT_COLUMN] = self.weights
-        table = pa.table(cols)
-        meta = {"name": self.name, "provenance": self.provenance}
-        table = table.replace_schema_metadata({_META_KEY: json.dumps(meta, default=str).encode()})
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            pq.write_table(table, tmp)
-        return path
+        return write_columns(path, cols, self.weights, weights, self.name, self.provenance)
 
     @classmethod
     def from_parquet(
@@ -209,8 +218,16 @@ class Sample:
         path: str | os.PathLike[str],
         features: Sequence[str] | None = None,
         name: str | None = None,
+        *,
+        weight: str | None = None,
+        where: Mapping[str, float] | None = None,
     ) -> Sample:
-        """Read a sample; ``features`` selects columns (default: all but ``weight``)."""
+        """Read a sample.
+
+        ``features`` selects columns (default: all but the weight columns); ``weight``
+        names the weight column (default ``weight``; e.g. ``weight:norm_up1``);
+        ``where`` keeps the rows whose columns equal the given values (all of them).
+        """
         import pyarrow.parquet as pq
 
         path = Path(path)
@@ -220,22 +237,60 @@ class Sample:
             table = pq.read_table(path)
         except Exception as err:  # pyarrow raises several types for corrupt files
             raise ValueError(f"{path}: not a readable parquet file ({err})") from None
-        available = [c for c in table.column_names if c != WEIGHT_COLUMN]
+        available = [c for c in table.column_names if not is_weight_column(c)]
         wanted = list(features) if features is not None else available
-        missing = [f for f in wanted if f not in table.column_names]
+        missing = [f for f in [*wanted, *(where or {})] if f not in table.column_names]
         if missing:
             raise KeyError(f"{path}: no column(s) {missing}; columns are {table.column_names}")
+        if weight is not None and weight not in table.column_names:
+            raise KeyError(f"{path}: no weight column {weight!r}; columns are {table.column_names}")
         meta_raw = (table.schema.metadata or {}).get(_META_KEY)
         meta = json.loads(meta_raw) if meta_raw else {}
-        x = np.stack([table.column(f).to_numpy().astype(np.float64) for f in wanted], axis=1)
-        w = (
-            table.column(WEIGHT_COLUMN).to_numpy().astype(np.float64)
-            if WEIGHT_COLUMN in table.column_names
-            else None
-        )
+
+        def column(key: str) -> np.ndarray:
+            return table.column(key).to_numpy().astype(np.float64)
+
+        keep = np.ones(table.num_rows, dtype=bool)
+        for key, value in (where or {}).items():
+            keep &= column(key) == float(value)
+        x = np.stack([column(f)[keep] for f in wanted], axis=1)
+        weight = weight or (WEIGHT_COLUMN if WEIGHT_COLUMN in table.column_names else None)
+        w = column(weight)[keep] if weight is not None else None
         prov = dict(meta.get("provenance", {}))
         prov.setdefault("file", str(path))
         return cls(x, w, wanted, prov, name or meta.get("name", path.stem))
+
+
+def write_columns(
+    path: str | os.PathLike[str],
+    columns: Mapping[str, np.ndarray],
+    weights: np.ndarray,
+    other_weights: Mapping[str, np.ndarray] | None = None,
+    name: str = "sample",
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write events as parquet (atomically, zstd): ``columns``, the ``weight`` column and
+    ``weight:<name>`` for each of ``other_weights``; ``name`` and ``provenance`` in the
+    file's metadata. Any number of events, any weights: what a :class:`Sample` requires
+    is checked when one is read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = len(weights)
+    cols = {k: np.asarray(v, dtype=np.float64) for k, v in columns.items()}
+    cols[WEIGHT_COLUMN] = np.asarray(weights, dtype=np.float64)
+    for key, values in (other_weights or {}).items():
+        cols[WEIGHT_PREFIX + key] = np.asarray(values, dtype=np.float64)
+    for key, values in cols.items():
+        if values.shape != (n,):
+            raise ValueError(f"{path}: column {key!r} has shape {values.shape} for {n} events")
+    table = pa.table(cols)
+    meta = {"name": name, "provenance": dict(provenance or {})}
+    table = table.replace_schema_metadata({_META_KEY: json.dumps(meta, default=str).encode()})
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return path
 
 
 def as_sample(obj: Any, name: str = "sample") -> Sample:
@@ -265,6 +320,12 @@ def sample_path(
 ) -> Path:
     """Where the processor writes the sample ``dataset`` / ``category`` / ``variation``."""
     return Path(outdir) / COLUMNS_DIR / dataset / category / f"{variation}.parquet"
+
+
+def columns_path(outdir: str | os.PathLike[str], dataset: str, variation: str) -> Path:
+    """The file holding every selected event of ``dataset`` at ``variation`` (all
+    categories; the nominal file also the weight-only variations' weight columns)."""
+    return Path(outdir) / COLUMNS_DIR / dataset / f"{variation}.parquet"
 
 
 def read_manifest(outdir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -329,16 +390,39 @@ def load_sample(
             f"{outdir}: no event of {name} passed the selection "
             f"(cutflow of {dataset!r}: {cutflow}; input files: {entry.get('files')})"
         )
-    if entry.get("path") is None:
+    parts = sample_parts(entry)
+    if not parts:
         raise ValueError(f"{outdir}: {name} was not written: {entry.get('error')}")
-    path = (Path(outdir) / entry["path"]).resolve()
-    if not path.is_relative_to(Path(outdir).resolve()):
-        # the manifest is read, not trusted: never follow it out of the directory
-        raise ValueError(f"{outdir}: {name} points outside the directory ({entry['path']!r})")
-    sample = Sample.from_parquet(path, features, name=name)
+    pieces = []
+    for part in parts:
+        path = (Path(outdir) / part["path"]).resolve()
+        if not path.is_relative_to(Path(outdir).resolve()):
+            # the manifest is read, not trusted: never follow it out of the directory
+            raise ValueError(f"{outdir}: {name} points outside the directory ({part['path']!r})")
+        piece = Sample.from_parquet(
+            path, features, name=name, weight=part.get("weight"), where=part.get("where")
+        )
+        pieces.append(piece)
+    sample = pieces[0] if len(pieces) == 1 else Sample.concatenate(pieces, name=name)
+    # a file may hold several categories and variations: say which this sample is
+    object.__setattr__(
+        sample, "provenance", {**sample.provenance, "category": category, "variation": variation}
+    )
     if len(sample) != entry["n_events"]:
         raise ValueError(
-            f"{outdir}: {entry['path']} has {len(sample)} events, the manifest says "
-            f"{entry['n_events']}: the directory mixes outputs of different runs"
+            f"{outdir}: {[p['path'] for p in parts]} hold {len(sample)} events of {name}, the "
+            f"manifest says {entry['n_events']}: the directory mixes outputs of different runs"
         )
     return sample
+
+
+def sample_parts(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Where a manifest entry's events are: ``[{"path", "weight", "where"}, ...]``.
+
+    ``path`` is a parquet file inside the output, ``weight`` its weight column (default
+    ``weight``), ``where`` the column values its rows must have (default: every row);
+    an entry with a single ``path`` is that whole file.
+    """
+    if entry.get("parts"):
+        return [dict(p) for p in entry["parts"]]
+    return [{"path": entry["path"]}] if entry.get("path") else []

@@ -59,6 +59,7 @@ EMU_COLUMNS: tuple[str, ...] = (
     "eta_mu",
     "phi_mu",
     "charge_mu",
+    "lead_flavour",
 )
 
 CollinearForm = Literal["atlas", "cms"]
@@ -173,5 +174,7 @@ def emu_features(
         "eta_mu": mu.eta,
         "phi_mu": mu.phi,
         "charge_mu": ak.to_numpy(muon.charge),
+        # +1 the electron leads (emu), -1 the muon leads (mue), 0 a tie (neither)
+        "lead_flavour": np.sign(e.pt - mu.pt),
     }
     return {k: np.asarray(ak.to_numpy(v), dtype=np.float64) for k, v in cols.items()}

@@ -243,6 +243,22 @@ def category_names(charge: ChargeMode = "opposite") -> tuple[str, ...]:
     raise ValueError(f"charge must be 'opposite' or 'same', got {charge!r}")
 
 
+def category_filters(charge: ChargeMode = "opposite") -> dict[str, dict[str, float]]:
+    """Every category of :func:`category_names` as the column values its events have
+    (``lead_flavour`` for emu / mue, the charges for the charge categories): the same
+    events as :func:`emu_categories` selects, as a filter on stored columns."""
+    filters: dict[str, dict[str, float]] = {
+        "emu": {"lead_flavour": 1.0},
+        "mue": {"lead_flavour": -1.0},
+    }
+    for name in category_names(charge)[2:]:
+        filters[name] = {
+            "charge_e": 1.0 if name.startswith("ep") else -1.0,
+            "charge_mu": 1.0 if name.endswith("mup") else -1.0,
+        }
+    return filters
+
+
 def emu_categories(
     pt_e: Any, pt_mu: Any, charge_e: Any, charge_mu: Any, charge: ChargeMode = "opposite"
 ) -> dict[str, np.ndarray]:
