@@ -269,7 +269,7 @@ def write_columns(
     name: str = "sample",
     provenance: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write events as parquet (atomically, zstd): ``columns``, the ``weight`` column and
+    """Write events as parquet (atomically, zstd, byte-stream-split): ``columns``, the ``weight`` column and
     ``weight:<name>`` for each of ``other_weights``; ``name`` and ``provenance`` in the
     file's metadata. Any number of events, any weights: what a :class:`Sample` requires
     is checked when one is read."""
@@ -289,7 +289,10 @@ def write_columns(
     table = table.replace_schema_metadata({_META_KEY: json.dumps(meta, default=str).encode()})
     path = Path(path)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        # byte-stream-split floats compress ~20 % better than dictionaries of doubles
+        pq.write_table(
+            table, tmp, compression="zstd", use_dictionary=False, use_byte_stream_split=True
+        )
     return path
 
 
