@@ -41,7 +41,7 @@ bench: $(TESTS)
 lint: $(TESTS)
 	$(BIN)/ruff check src processors tests benchmarks docs/hooks
 	$(BIN)/ruff format --check src processors tests benchmarks docs/hooks
-	$(BIN)/mypy src/symnplm/engine src/symnplm/inference
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

@@ -149,7 +149,7 @@ def book_null(result: CalibrationResult, bins: int | None = None) -> hist.Hist |
     # the null's own range (and χ²_dof's bulk); an observed t far beyond is marked on plots
     top = max(float(np.max(finite)) if finite.size else 1.0, stats.chi2.ppf(0.999, result.dof))
     low = min(0.0, float(np.min(finite))) if finite.size else 0.0
-    h = hist.Hist(hist.axis.Regular(bins, low, 1.05 * top, name="t", label="t"))
+    h: hist.Hist = hist.Hist(hist.axis.Regular(bins, low, 1.05 * top, name="t", label="t"))
     h.fill(t=np.where(np.isfinite(null.t), null.t, np.inf))
     return h
 
@@ -266,7 +266,8 @@ def write_hists_root(directory: str | os.PathLike[str], hists: dict[str, hist.Hi
                 if isinstance(ax, (hist.axis.StrCategory, hist.axis.IntCategory))
             ]
             for values in itertools.product(*(list(ax) for ax in categories)):
-                one = h[{ax.name: v for ax, v in zip(categories, values, strict=True)}]
+                where: dict[int | str, Any] = dict(zip((ax.name for ax in categories), values))
+                one = h[where]
                 out["/".join([name, *map(str, values)])] = one
     return path
 

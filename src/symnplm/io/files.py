@@ -114,7 +114,8 @@ def write_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+            # numpy's stubs read ** of a dict[str, ndarray] as its allow_pickle keyword
+            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
     return path
 
 

@@ -269,10 +269,12 @@ def write_columns(
     name: str = "sample",
     provenance: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write events as parquet (atomically, zstd, byte-stream-split): ``columns``, the ``weight`` column and
-    ``weight:<name>`` for each of ``other_weights``; ``name`` and ``provenance`` in the
-    file's metadata. Any number of events, any weights: what a :class:`Sample` requires
-    is checked when one is read."""
+    """Write events as parquet (atomically; zstd, byte-stream-split floats).
+
+    ``columns``, the ``weight`` column and ``weight:<name>`` for each of
+    ``other_weights``; ``name`` and ``provenance`` in the file's metadata. Any number of
+    events, any weights: what a :class:`Sample` requires is checked when one is read.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -72,7 +72,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -205,8 +205,8 @@ class EfficiencyRatio:
     @classmethod
     def from_bins(
         cls,
-        pt_edges: Sequence[float],
-        abseta_edges: Sequence[float],
+        pt_edges: Sequence[float] | np.ndarray,
+        abseta_edges: Sequence[float] | np.ndarray,
         values: Any,
         name: str = DEFAULT_NAME,
         description: str = "efficiency ratio eps_mu/eps_e",
@@ -221,8 +221,14 @@ class EfficiencyRatio:
         """
         import correctionlib.schemav2 as cs
 
-        pt_edges = [float(x) for x in pt_edges]
-        abseta_edges = [float(x) for x in abseta_edges]
+        pt_list = [float(x) for x in pt_edges]
+        abseta_list = [float(x) for x in abseta_edges]
+        # the typed form of correctionlib's schema (edges may also be "inf" strings)
+        edge_lists: list[list[float | Literal["inf", "+inf", "-inf"]] | cs.UniformBinning] = [
+            [*pt_list],
+            [*abseta_list],
+        ]
+        pt_edges, abseta_edges = pt_list, abseta_list
         values = np.asarray(values, dtype=np.float64)
         expected = (len(pt_edges) - 1, len(abseta_edges) - 1)
         if values.shape != expected:
@@ -241,7 +247,7 @@ class EfficiencyRatio:
             return cs.MultiBinning(
                 nodetype="multibinning",
                 inputs=["pt", "abseta"],
-                edges=[pt_edges, abseta_edges],
+                edges=edge_lists,
                 content=content.ravel().tolist(),  # row-major: pT outer, |eta| inner
                 flow="clamp",
             )

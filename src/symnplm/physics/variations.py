@@ -73,7 +73,8 @@ class MomentumScale:
 
     def factor(self, eta: Any, nu: float) -> Any:
         """Multiplicative pT factor exp(ν σ(η)) for leptons at pseudorapidity ``eta``."""
-        sigma = np.where(abs(eta) < self.eta_boundary, self.sigma_barrel, self.sigma_endcap)
+        endcap = self.sigma_endcap if self.sigma_endcap is not None else 3.0 * self.sigma_barrel
+        sigma = np.where(abs(eta) < self.eta_boundary, self.sigma_barrel, endcap)
         return np.exp(nu * sigma)
 
 
