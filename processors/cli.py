@@ -89,6 +89,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help=f"relative isolation cut for both flavours (lfuv default {ISOLATION_MAX:g})",
     )
     phys.add_argument(
+        "--triggers",
+        nargs="+",
+        default=[],
+        metavar="PATH",
+        help="HLT paths (e.g. IsoMu24 Ele32_WPTight_Gsf) of which an event must have fired "
+        "one; a dataset's 'triggers' metadata replaces them",
+    )
+    phys.add_argument(
+        "--lumi-mask",
+        metavar="JSON",
+        help="certified-luminosity JSON applied to data (run -> [[first, last]] sections)",
+    )
+    phys.add_argument(
+        "--muon-isolation-branch",
+        default=None,
+        metavar="NAME",
+        help="muon isolation branch (default pfRelIso03_all, the electrons' cone, for e<->mu "
+        "symmetry; pfRelIso04_all is the CMS muon standard)",
+    )
+    phys.add_argument(
         "--btag-min",
         type=float,
         default=JET_CUTS.btag_min,
@@ -200,6 +220,8 @@ def run_command(args: argparse.Namespace) -> int:
         electron, muon = lepton_cuts(
             args.selection, eta_vetoes=args.eta_vetoes, isolation=args.isolation
         )
+        if args.muon_isolation_branch:
+            muon = replace(muon, iso_field=args.muon_isolation_branch)
         efficiency = (
             EfficiencyRatio.read(args.efficiency_map, args.efficiency_name)
             if args.efficiency_map
@@ -216,6 +238,8 @@ def run_command(args: argparse.Namespace) -> int:
             luminosity_fb=args.luminosity,
             events=args.events,
             jets=replace(JET_CUTS, btag_min=args.btag_min),
+            triggers=args.triggers,
+            lumi_mask=args.lumi_mask,
         )
         # before the processing: a destination that cannot be written fails now, not at the end
         check_writable_directory(args.outdir)

@@ -112,8 +112,35 @@ def _finite_nus(nus: Sequence[float], what: str) -> tuple[float, ...]:
     return out
 
 
+def hlt_paths(paths: Any, what: str) -> tuple[str, ...]:
+    """HLT path names without the ``HLT_`` prefix (accepted with or without it)."""
+    if isinstance(paths, str) or not all(isinstance(p, str) and p for p in paths):
+        raise InputError(f"{what}: expected a list of HLT path names, got {paths!r}")
+    return tuple(p.removeprefix("HLT_") for p in paths)
+
+
+def read_lumi_mask(path: str | Path) -> Any:
+    """coffea's ``LumiMask`` of a certified-luminosity JSON; a bad file is one clear error."""
+    from coffea.lumi_tools import LumiMask
+
+    try:
+        with open(path) as fh:
+            runs = json.load(fh)
+        if not isinstance(runs, dict) or not all(
+            str(r).isdigit() and isinstance(v, list) for r, v in runs.items()
+        ):
+            raise ValueError("expected {run: [[first, last], ...]}")
+        return LumiMask(str(path))
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such lumi-mask file") from None
+    except (ValueError, TypeError) as err:
+        raise InputError(f"{path}: not a certified-luminosity JSON ({err})") from None
+
+
 def cutflow(cuts: Mapping[str, np.ndarray]) -> dict[str, int]:
     """Events left after each cut in order (coffea's ``PackedSelection`` cutflow)."""
+    if not cuts:
+        return {}
     selection = PackedSelection()
     for name, mask in cuts.items():
         selection.add(name, mask)
@@ -161,6 +188,14 @@ class EMuProcessor(processor.ProcessorABC):
         and ``symnplm process`` do), so that simulation carries weights ~1 as data would.
     events
         ``"all"``, or only the events with an ``"even"`` / ``"odd"`` event number.
+    triggers
+        HLT paths (``"IsoMu24"`` or ``"HLT_IsoMu24"``) of which an event must have fired
+        one; a dataset's ``triggers`` metadata replaces them (eras, data and simulation
+        differ). Empty: no trigger requirement. A path the input lacks is an error
+        naming the file and the branch.
+    lumi_mask
+        Certified-luminosity JSON (run → [[first, last] lumi section]) applied to data
+        (coffea's ``LumiMask``); ``None``: every luminosity section.
     """
 
     def __init__(
@@ -178,6 +213,8 @@ class EMuProcessor(processor.ProcessorABC):
         efficiency: EfficiencyRatio | str | Path | None = None,
         luminosity_fb: float | None = None,
         events: EventParity = "all",
+        triggers: Sequence[str] = (),
+        lumi_mask: str | Path | None = None,
     ) -> None:
         self.electron = electron
         self.muon = muon
@@ -204,6 +241,9 @@ class EMuProcessor(processor.ProcessorABC):
         if events not in ("all", "even", "odd"):
             raise ValueError(f"events must be 'all', 'even' or 'odd', got {events!r}")
         self.events = events
+        self.triggers = hlt_paths(triggers, "triggers")
+        self.lumi_mask_path = None if lumi_mask is None else str(lumi_mask)
+        self.lumi_mask = None if lumi_mask is None else read_lumi_mask(lumi_mask)
 
     def for_fileset(self, fileset: Mapping[str, Mapping[str, Any]]) -> EMuProcessor:
         """This processor with ``luminosity_fb`` taken from ``fileset`` if it has none.
@@ -297,12 +337,14 @@ class EMuProcessor(processor.ProcessorABC):
             ]
         return out + (["genWeight"] if mc else [])
 
-    def branches(self) -> list[str]:
-        """Every branch the processor may read (``filter_name``: limits the I/O and the schema)."""
+    def branches(self, triggers: Sequence[str] = ()) -> list[str]:
+        """Every branch the processor may read (``filter_name``: limits the I/O and the
+        schema); ``triggers``: the paths datasets' metadata asks for besides its own."""
         optional = [f"Electron_{self.electron.id_field}"] if self.electron.id_field else []
         optional += [f"Muon_{self.muon.id_field}"] if self.muon.id_field else []
         optional += ["nJet", *(f"Jet_{f}" for f in (*_JET_FIELDS, self.jets.btag_field))]
-        optional += ["genWeight"]
+        optional += ["genWeight", "run", "luminosityBlock"]
+        optional += [f"HLT_{t}" for t in (*self.triggers, *hlt_paths(triggers, "triggers"))]
         return list(dict.fromkeys(self.required_branches(mc=False) + optional))
 
     def config(self) -> dict[str, Any]:
@@ -330,6 +372,8 @@ class EMuProcessor(processor.ProcessorABC):
             # read by the workflow to rescale simulation to another luminosity
             "luminosity_pb": None if self.luminosity_fb is None else 1000.0 * self.luminosity_fb,
             "events": self.events,
+            "triggers": list(self.triggers),
+            "lumi_mask": self.lumi_mask_path,
             "variations": self.variations,
         }
 
@@ -353,6 +397,40 @@ class EMuProcessor(processor.ProcessorABC):
                     f"{metadata.get('treename', 'Events')!r}{why}; the e-mu processor needs "
                     f"{self.required_branches(mc)}"
                 )
+
+    def _event_cuts(
+        self, events: ak.Array, metadata: Mapping[str, Any], mc: bool
+    ) -> dict[str, np.ndarray]:
+        """``lumi_mask`` (data) and ``trigger`` (an OR of the paths), in that order."""
+        cuts: dict[str, np.ndarray] = {}
+        where = metadata.get("filename", "<events>")
+        if self.lumi_mask is not None and not mc:
+            missing = [b for b in ("run", "luminosityBlock") if b not in events.fields]
+            if missing:
+                raise InputError(
+                    f"{where}: branch(es) {missing} not found; the lumi mask needs them"
+                )
+            cuts["lumi_mask"] = np.asarray(
+                self.lumi_mask(ak.to_numpy(events.run), ak.to_numpy(events.luminosityBlock)),
+                dtype=bool,
+            )
+        dataset = metadata.get("dataset", "?")
+        triggers = hlt_paths(
+            metadata.get("triggers", self.triggers), f"dataset {dataset!r}: triggers"
+        )
+        if triggers:
+            have = set(events.HLT.fields) if "HLT" in events.fields else set()
+            absent = [f"HLT_{t}" for t in triggers if t not in have]
+            if absent:
+                raise InputError(
+                    f"{where}: trigger branch(es) {absent} not found in tree "
+                    f"{metadata.get('treename', 'Events')!r} (dataset {dataset!r})"
+                )
+            fired = np.zeros(len(events), dtype=bool)
+            for path in triggers:
+                fired |= ak.to_numpy(events.HLT[path]).astype(bool)
+            cuts["trigger"] = fired
+        return cuts
 
     def _leptons(
         self, events: ak.Array, collection: str, cuts: LeptonCuts, missing: set[str]
@@ -441,6 +519,10 @@ class EMuProcessor(processor.ProcessorABC):
         if self.events != "all":  # one half of the sample by event-number parity
             odd = ak.to_numpy(events.event) % 2 == 1
             events = events[odd if self.events == "odd" else ~odd]
+        parity_events = len(events)
+        event_cuts = self._event_cuts(events, metadata, mc)
+        if event_cuts:  # data quality and trigger, before any object is looked at
+            events = events[np.logical_and.reduce(list(event_cuts.values()))]
 
         missing: set[str] = set()
         electrons, electron_cuts = self._leptons(events, "Electron", self.electron, missing)
@@ -463,7 +545,8 @@ class EMuProcessor(processor.ProcessorABC):
             "weighting": {dataset: {weighting}},
         }
         if self.events != "all":
-            out["cutflow"][dataset][f"{self.events}_events"] = len(events)
+            out["cutflow"][dataset][f"{self.events}_events"] = parity_events
+        out["cutflow"][dataset] |= cutflow(event_cuts)
         for variation, e, mu, mpt, mphi in self._variants(electrons, muons, met_pt, met_phi):
             sel = select_emu(e, mu, electron_cuts, muon_cuts, self.charge)
             cols = emu_features(

@@ -57,7 +57,13 @@ from symnplm.io.samples import (
 from symnplm.physics.kinematics import EMU_COLUMNS
 from symnplm.physics.selection import category_filters, emu_categories
 from symnplm.processors.efficiency_map import check_independent
-from symnplm.processors.emu import NOMINAL, WEIGHT, EMuNanoAODSchema, EMuProcessor
+from symnplm.processors.emu import (
+    NOMINAL,
+    WEIGHT,
+    EMuNanoAODSchema,
+    EMuProcessor,
+    hlt_paths,
+)
 from symnplm.processors.histograms import book_histograms
 from symnplm.processors.inputs import (
     READ_ERRORS,
@@ -174,6 +180,16 @@ def _cause(err: BaseException, types: tuple[type[BaseException], ...]) -> BaseEx
     return None
 
 
+def _metadata_triggers(fileset: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The HLT paths the datasets' metadata asks for (their branches must be read); a
+    ``triggers`` entry that is not a list of names is an error naming the dataset."""
+    paths: list[str] = []
+    for dataset, entry in fileset.items():
+        requested = entry.get("metadata", {}).get("triggers", [])
+        paths += hlt_paths(requested, f"dataset {dataset!r}: metadata 'triggers'")
+    return paths
+
+
 def _empty_output(datasets: list[str]) -> dict[str, Any]:
     return {
         "hists": book_histograms(),
@@ -220,6 +236,9 @@ def run_processor(
             maxchunks=maxchunks,
             schema=EMuNanoAODSchema,
             skipbadfiles=READ_ERRORS if skip_bad_files else False,
+            # coffea's default cache outlives the run: a file processed again in this
+            # process would keep its first metadata (e.g. triggers, xsec) otherwise
+            metadata_cache={},
         )
         chunks = list(runner.preprocess(coffea_fileset))
         if not chunks:  # every file is empty
@@ -229,7 +248,9 @@ def run_processor(
             warnings.filterwarnings("ignore", message="Skipping bad file")
             try:
                 wrapped = runner.run(
-                    chunks, proc, iteritems_options={"filter_name": proc.branches()}
+                    chunks,
+                    proc,
+                    iteritems_options={"filter_name": proc.branches(_metadata_triggers(fileset))},
                 )
             except Exception as err:
                 if skip_bad_files and "No chunks returned results" in str(err):

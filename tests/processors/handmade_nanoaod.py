@@ -41,6 +41,7 @@ class Event:
     # (pt, eta, phi) or (pt, eta, phi, b-tag score); the score defaults to 0
     jets: Sequence[tuple[float, ...]] = ()
     gen_weight: float = 1.0
+    # further flat branches, e.g. {"HLT_IsoMu24": True, "luminosityBlock": 7}
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -99,6 +100,13 @@ def write_nanoaod(
             branches[name] = ak.zip(kept)
     if mc:
         branches["genWeight"] = np.array([e.gen_weight for e in events], dtype=np.float32)
+    for key in sorted({k for e in events for k in e.extra}):
+        missing = [i for i, e in enumerate(events) if key not in e.extra]
+        if missing:
+            raise ValueError(f"extra branch {key!r} missing in events {missing}")
+        values = np.asarray([e.extra[key] for e in events])
+        # a standard branch (run, luminosityBlock) keeps its NanoAOD type
+        branches[key] = values.astype(branches[key].dtype) if key in branches else values
     branches = {k: v for k, v in branches.items() if k not in drop}
     path.parent.mkdir(parents=True, exist_ok=True)
     with uproot.recreate(path) as f:

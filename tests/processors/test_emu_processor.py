@@ -490,3 +490,64 @@ def test_one_file_per_event_variation_holds_every_category(known):
             nominal.column("weight").to_numpy()[masks[category]] * math.exp(0.025),
             rtol=1e-12,
         )
+
+
+# -- event-level cuts: trigger and certified luminosity ------------------------------------
+def _triggered_events():
+    """Four selected e-mu events: which path fired, and their luminosity sections."""
+    flags = [(True, False), (False, True), (False, False), (True, True)]
+    return [
+        Event(
+            [Lepton(50.0, 0.5, 0.0, 1)],
+            [Lepton(30.0, -0.5, 2.0, -1, ident=1)],
+            extra={"HLT_IsoMu24": mu, "HLT_Ele32_WPTight_Gsf": e, "luminosityBlock": k + 1},
+        )
+        for k, (mu, e) in enumerate(flags)
+    ]
+
+
+def test_triggers_keep_events_that_fired_one_path(tmp_path):
+    path = write_nanoaod(tmp_path / "t.root", _triggered_events(), mc=False)
+    fs = {"data": {"files": [str(path)], "metadata": {"is_data": True}}}
+    out = tmp_path / "out"
+    proc = EMuProcessor(triggers=["HLT_IsoMu24", "Ele32_WPTight_Gsf"], scale_nus=[], norm_nus=[])
+    process_fileset(fs, out, proc)
+    flow = read_manifest(out)["cutflow"]["data"]
+    assert (flow["all"], flow["trigger"], flow["opposite_charge"]) == (4, 3, 3)
+    assert list(flow)[:2] == ["all", "trigger"]  # before any object is looked at
+    # a dataset's metadata replaces the processor's paths
+    fs["data"]["metadata"]["triggers"] = ["IsoMu24"]
+    process_fileset(fs, tmp_path / "out2", proc)
+    assert read_manifest(tmp_path / "out2")["cutflow"]["data"]["trigger"] == 2
+
+
+def test_a_missing_trigger_path_names_file_and_branch(tmp_path):
+    path = write_nanoaod(tmp_path / "t.root", _triggered_events(), mc=False)
+    fs = {"data": {"files": [str(path)], "metadata": {"is_data": True}}}
+    with pytest.raises(InputError, match=r"t\.root: trigger branch\(es\) \['HLT_Mu50'\]"):
+        process_fileset(fs, tmp_path / "out", EMuProcessor(triggers=["Mu50"]))
+    fs["data"]["metadata"]["triggers"] = "IsoMu24"  # a string, not a list
+    with pytest.raises(InputError, match="dataset 'data': metadata 'triggers': expected a list"):
+        process_fileset(fs, tmp_path / "out", EMuProcessor())
+
+
+def test_the_lumi_mask_keeps_certified_sections_of_data_only(tmp_path):
+    golden = tmp_path / "golden.json"
+    golden.write_text('{"1": [[2, 3]]}')  # run 1, sections 2-3
+    events = _triggered_events()
+    data = write_nanoaod(tmp_path / "d.root", events, mc=False)
+    mc = write_nanoaod(tmp_path / "m.root", events)
+    fs = {
+        "data": {"files": [str(data)], "metadata": {"is_data": True}},
+        "mc": {"files": [str(mc)], "metadata": {}},
+    }
+    process_fileset(fs, tmp_path / "out", EMuProcessor(lumi_mask=golden, scale_nus=[], norm_nus=[]))
+    manifest = read_manifest(tmp_path / "out")
+    assert manifest["cutflow"]["data"]["lumi_mask"] == 2
+    assert manifest["cutflow"]["data"]["opposite_charge"] == 2
+    assert "lumi_mask" not in manifest["cutflow"]["mc"]  # simulation has no certification
+    assert manifest["cutflow"]["mc"]["opposite_charge"] == 4
+    assert manifest["config"]["lumi_mask"] == str(golden)
+    golden.write_text("[1, 2]")
+    with pytest.raises(InputError, match=r"golden\.json: not a certified-luminosity JSON"):
+        EMuProcessor(lumi_mask=golden)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import uproot
 
-from symnplm.physics import LeptonCuts
+from symnplm.io.samples import read_manifest
+from symnplm.physics import MUON_CUTS, LeptonCuts
 from symnplm.processors.emu import EMuProcessor
 from symnplm.processors.inputs import load_fileset
 from symnplm.processors.runner import process_fileset, run_processor
@@ -125,3 +127,36 @@ def test_real_cms_files_run_cleanly(cms_fileset, tmp_path, selection):
             assert written == pytest.approx(expected_w.sum(), rel=1e-6)
     if selection == "loose":  # the README's one DY event with exactly one e and one mu above 15 GeV
         assert sum(report.counts()["dy", c] for c in ("emu", "mue")) == 1
+
+
+def test_real_triggers_lumi_mask_and_muon_isolation(cms_fileset, tmp_path):
+    """The HLT bits, run / luminosity sections and pfRelIso04 of real NanoAOD v6."""
+    branches = ["run", "luminosityBlock", "HLT_IsoMu24", "HLT_Ele32_WPTight_Gsf"]
+    with uproot.open(next(iter(cms_fileset["data"]["files"]))) as f:
+        data = f["Events"].arrays(branches, library="np")
+    with uproot.open(next(iter(cms_fileset["dy"]["files"]))) as f:
+        dy = f["Events"].arrays(branches[2:], library="np")
+    (run,), (section,) = np.unique(data["run"]), np.unique(data["luminosityBlock"])
+    counts = {}
+    for name, sections in (("certified", [section, section]), ("not", [section + 1, section + 9])):
+        golden = tmp_path / f"{name}.json"
+        golden.write_text(f'{{"{run}": [[{sections[0]}, {sections[1]}]]}}')
+        proc = EMuProcessor(
+            luminosity_fb=20.0,
+            muon=replace(MUON_CUTS, iso_field="pfRelIso04_all"),
+            triggers=["IsoMu24", "HLT_Ele32_WPTight_Gsf"],
+            lumi_mask=golden,
+        )
+        out = tmp_path / name
+        counts[name] = process_fileset(cms_fileset, out, proc).cutflow
+        assert read_manifest(out)["config"]["muon"]["iso_field"] == "pfRelIso04_all"
+    fired = {
+        k: int(np.sum(v["HLT_IsoMu24"] | v["HLT_Ele32_WPTight_Gsf"]))
+        for k, v in (("data", data), ("dy", dy))
+    }
+    # every event of the slice is in one section of one run: all certified, or none
+    assert counts["certified"]["data"]["lumi_mask"] == 40
+    assert counts["not"]["data"]["lumi_mask"] == 0 == counts["not"]["data"]["trigger"]
+    assert counts["certified"]["data"]["trigger"] == fired["data"] == 4
+    assert "lumi_mask" not in counts["certified"]["dy"]  # simulation has no certification
+    assert counts["certified"]["dy"]["trigger"] == fired["dy"] > 0

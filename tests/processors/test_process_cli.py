@@ -170,3 +170,31 @@ def test_default_luminosity_is_the_filesets(tmp_path):
     # weight = genWeight · xsec · L / Σw = 0.4 pb · 5000 pb⁻¹ / 2 = 1000
     sample = load_sample(tmp_path / "out", "bkg", "emu")
     assert sample.weights[0] == pytest.approx(1000.0)
+
+
+def test_trigger_lumi_mask_and_isolation_options_reach_the_processor(tmp_path, capsys):
+    event = Event(
+        [Lepton(50.0, 0.5, 0.0, 1)],
+        [Lepton(30.0, -0.5, 2.0, -1, ident=1)],
+        extra={"HLT_IsoMu24": True, "HLT_Mu50": False},
+    )
+    path = write_nanoaod(tmp_path / "t.root", [event, event], mc=False)
+    fs = write_fileset(tmp_path / "t.json", {"data": {"files": [path], "metadata": {}}})
+    golden = tmp_path / "golden.json"
+    golden.write_text('{"1": [[1, 10]]}')
+    out = tmp_path / "out"
+    options = ["--triggers", "HLT_Mu50", "IsoMu24", "--lumi-mask", str(golden),
+               "--muon-isolation-branch", "pfRelIso03_all"]  # fmt: skip
+    assert run(str(fs), "-o", str(out), "--quiet", "--scale-nu", "--norm-nu", *options) == 0
+    manifest = read_manifest(out)
+    assert manifest["config"]["triggers"] == ["Mu50", "IsoMu24"]
+    assert manifest["config"]["lumi_mask"] == str(golden)
+    assert manifest["cutflow"]["data"]["trigger"] == 2
+    (tmp_path / "bad.json").write_text("not json")
+    code = run(
+        str(fs), "-o", str(tmp_path / "o2"), "--quiet", "--lumi-mask", str(tmp_path / "bad.json")
+    )
+    err = capsys.readouterr().err
+    assert (
+        code == 2 and "bad.json: not a certified-luminosity JSON" in err and "Traceback" not in err
+    )
