@@ -36,6 +36,7 @@ normalisation and efficiency variations (the nominal events with other weights).
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -49,6 +50,7 @@ from coffea import processor
 from coffea.analysis_tools import PackedSelection
 from coffea.nanoevents import NanoAODSchema
 
+from symnplm.io.samples import COLUMNS_DIR, write_columns
 from symnplm.physics.efficiency import EfficiencyRatio
 from symnplm.physics.kinematics import EMU_COLUMNS, CollinearForm, emu_features
 from symnplm.physics.selection import (
@@ -244,6 +246,18 @@ class EMuProcessor(processor.ProcessorABC):
         self.triggers = hlt_paths(triggers, "triggers")
         self.lumi_mask_path = None if lumi_mask is None else str(lumi_mask)
         self.lumi_mask = None if lumi_mask is None else read_lumi_mask(lumi_mask)
+        #: where chunks write their columns (:meth:`streaming_to`); None: in the output
+        self.columns_dir: str | None = None
+
+    def streaming_to(self, outdir: str | Path) -> EMuProcessor:
+        """This processor writing each chunk's columns to ``outdir/columns`` in the worker.
+
+        The output then carries only histograms, cutflows and a summary per chunk file
+        (``column_files``), so memory does not grow with the input.
+        """
+        streaming = copy.copy(self)
+        streaming.columns_dir = str(Path(outdir) / COLUMNS_DIR)
+        return streaming
 
     def for_fileset(self, fileset: Mapping[str, Mapping[str, Any]]) -> EMuProcessor:
         """This processor with ``luminosity_fb`` taken from ``fileset`` if it has none.
@@ -541,6 +555,7 @@ class EMuProcessor(processor.ProcessorABC):
             "hists": book_histograms(),
             "cutflow": {dataset: {"all": n_all}},
             "columns": {},
+            "column_files": {},
             "missing": {dataset: missing},
             "weighting": {dataset: {weighting}},
         }
@@ -566,11 +581,15 @@ class EMuProcessor(processor.ProcessorABC):
                 inside &= self.efficiency.accepts(cols["pt_mu"], cols["eta_mu"])
                 cols = {k: v[inside] for k, v in cols.items()}
                 accepted = int(inside.sum())
-            out["columns"][(dataset, variation)] = {chunk: cols}
-
             masks = emu_categories(
                 cols["pt_e"], cols["pt_mu"], cols["charge_e"], cols["charge_mu"], self.charge
             )
+            if self.columns_dir is None:
+                out["columns"][(dataset, variation)] = {chunk: cols}
+            else:
+                out["column_files"][(dataset, variation)] = {
+                    chunk: self._write_chunk(dataset, variation, metadata, cols, masks)
+                }
             factors: list[tuple[str, Any]] = [(variation, 1.0)]
             if variation == NOMINAL:
                 out["cutflow"][dataset] |= cutflow(sel.cuts)
@@ -587,6 +606,50 @@ class EMuProcessor(processor.ProcessorABC):
                         out["hists"], dataset, category, name, selected, selected[WEIGHT] * factor
                     )
         return out
+
+    def _write_chunk(
+        self,
+        dataset: str,
+        variation: str,
+        metadata: Mapping[str, Any],
+        cols: Mapping[str, np.ndarray],
+        masks: Mapping[str, np.ndarray],
+    ) -> dict[str, Any]:
+        """Write one chunk's events of one variation; what the manifest needs of them.
+
+        The file holds every selected event (the categories are filters on its columns)
+        and, for the nominal sample, the weights of the weight-only variations
+        (``weight:<name>``). Its name is fixed by the chunk, so a retried or rerun
+        chunk replaces its own file.
+        """
+        assert self.columns_dir is not None
+        key = f"{metadata.get('filename', '')}:{metadata.get('entrystart', 0)}"
+        key += f"-{metadata.get('entrystop', 0)}"
+        name = hashlib.sha1(key.encode()).hexdigest()[:16]
+        path = Path(self.columns_dir) / dataset / variation / f"{name}.parquet"
+        reweighted = self.weight_variations(cols) if variation == NOMINAL else []
+        weights = {n: cols[WEIGHT] * np.broadcast_to(f, cols[WEIGHT].shape) for n, f in reweighted}
+        all_weights = {variation: cols[WEIGHT], **weights}
+        finite = np.all([np.isfinite(cols[c]) for c in EMU_COLUMNS], axis=0)
+        summary: dict[str, Any] = {
+            "path": None,
+            "n": {c: int(m.sum()) for c, m in masks.items()},
+            "nonfinite": {c: int((m & ~finite).sum()) for c, m in masks.items()},
+            "sumw": {
+                v: {c: float(w[m].sum()) for c, m in masks.items()} for v, w in all_weights.items()
+            },
+        }
+        if len(cols[WEIGHT]):
+            write_columns(
+                path,
+                {c: cols[c] for c in EMU_COLUMNS},
+                cols[WEIGHT],
+                weights,
+                f"{dataset}/{variation}",
+                {"dataset": dataset, "variation": variation, "chunk": key},
+            )
+            summary["path"] = str(path)
+        return summary
 
     # -- after accumulation ----------------------------------------------------------------
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:

@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from coffea import processor
 
 from symnplm.io.booking import HISTS_JSON, HISTS_ROOT, RUN_JSON, write_hists, write_hists_root
@@ -49,17 +48,12 @@ from symnplm.io.samples import (
     COLUMNS_DIR,
     MANIFEST_NAME,
     WEIGHT_PREFIX,
-    Sample,
-    columns_path,
     sample_parts,
-    write_columns,
 )
 from symnplm.physics.kinematics import EMU_COLUMNS
-from symnplm.physics.selection import category_filters, emu_categories
+from symnplm.physics.selection import category_filters
 from symnplm.processors.efficiency_map import check_independent
 from symnplm.processors.emu import (
-    NOMINAL,
-    WEIGHT,
     EMuNanoAODSchema,
     EMuProcessor,
     hlt_paths,
@@ -292,92 +286,55 @@ def write_output(
     outdir: str | os.PathLike[str],
     fileset: Mapping[str, Mapping[str, Any]],
     run_info: Mapping[str, Any],
+    previous: set[Path] | None = None,
 ) -> list[dict[str, Any]]:
-    """Write samples, histograms, cutflow and (last) the manifest; returns the sample entries.
+    """Write the sample entries, histograms, cutflow and (last) the manifest of the
+    column files the workers wrote; returns the sample entries.
 
     ``run_info`` goes into the manifest; its ``notes`` list gets a line for every sample
-    that cannot be written (e.g. a negative total weight).
+    that cannot be read as one (e.g. a negative total weight). ``previous``: the column
+    files of the processing this one replaces, deleted unless rewritten.
     """
     outdir = Path(outdir)
-    # the previous processing's files: the only ones this run may delete if not rewritten
-    previous = set()
-    if (outdir / MANIFEST_NAME).exists():
-        old = read_json(outdir / MANIFEST_NAME)
-        previous = {
-            (outdir / part["path"]).resolve()
-            for s in old.get("samples", [])
-            for part in sample_parts(s)
-        }
-    (outdir / MANIFEST_NAME).unlink(missing_ok=True)  # incomplete until the new one is written
-    names = list(EMU_COLUMNS)
     filters = category_filters(proc.charge)
     entries: dict[tuple[str, str, str], dict[str, Any]] = {}
     written: set[Path] = set()
-    # One file per (dataset, event variation) holds every selected event: the categories
-    # are filters on its columns, and the weight-only variations (normalisation,
-    # efficiency) extra weight columns of the nominal file, not copies of its events.
-    for (dataset, variation), cols in output["columns"].items():
-        reweighted = dict(proc.weight_variations(cols)) if variation == NOMINAL else {}
-        weights = {
-            name: cols[WEIGHT] * np.broadcast_to(factor, cols[WEIGHT].shape)
-            for name, factor in reweighted.items()
-        }
+    # The workers wrote one file per chunk and event variation holding every selected
+    # event (proc.streaming_to): the categories are filters on its columns, the
+    # weight-only variations (normalisation, efficiency) weight columns of the nominal
+    # files. A sample is the list of its chunks' files, in (file, first entry) order.
+    for (dataset, variation), chunks in output["column_files"].items():
         files = sorted(fileset[dataset]["files"])
-        path = None
-        if len(cols[WEIGHT]):
-            provenance_ = {
-                "dataset": dataset,
-                "variation": variation,
-                "metadata": dict(fileset[dataset]["metadata"]),
-                "files": files,
-                "processor": proc.config(),
-                "seed": None,
-                **provenance(),
-            }
-            path = columns_path(outdir, dataset, variation)
-            write_columns(
-                path,
-                {c: cols[c] for c in names},
-                cols[WEIGHT],
-                weights,
-                f"{dataset}/{variation}",
-                provenance_,
-            )
-            written.add(path.resolve())
-        masks = emu_categories(
-            cols["pt_e"], cols["pt_mu"], cols["charge_e"], cols["charge_mu"], proc.charge
-        )
-        for category in proc.categories:
-            mask = masks[category]
-            for name, w in [(variation, cols[WEIGHT]), *weights.items()]:
+        order = [chunks[k] for k in sorted(chunks)]
+        written |= {Path(c["path"]).resolve() for c in order if c["path"]}
+        for name in order[0]["sumw"] if order else []:
+            for category in proc.categories:
+                n = sum(c["n"][category] for c in order)
                 entry: dict[str, Any] = {
                     "dataset": dataset,
                     "category": category,
                     "variation": name,
                     "parts": [],
-                    "n_events": int(mask.sum()),
-                    "sum_weights": float(np.sum(w[mask])),
+                    "n_events": n,
+                    "sum_weights": float(sum(c["sumw"][name][category] for c in order)),
                     "files": files,
                 }
-                if entry["n_events"]:
-                    try:  # what a Sample requires (e.g. a positive total weight)
-                        Sample(
-                            np.stack([cols[c][mask] for c in names], axis=1),
-                            w[mask],
-                            names,
-                            name=f"{dataset}/{category}/{name}",
-                        )
-                    except ValueError as err:  # e.g. negative weights of NLO simulation
-                        entry["error"] = str(err)
-                    else:
-                        assert path is not None
-                        part: dict[str, Any] = {
-                            "path": str(path.relative_to(outdir)),
+                nonfinite = sum(c["nonfinite"][category] for c in order)
+                if n and nonfinite:  # what a Sample refuses, said here rather than on loading
+                    entry["error"] = f"{nonfinite} event(s) with a non-finite column value"
+                elif n and not entry["sum_weights"] > 0:  # e.g. NLO simulation's negative weights
+                    entry["error"] = f"total weight is {entry['sum_weights']}, must be positive"
+                elif n:
+                    entry["parts"] = [
+                        {
+                            "path": str(Path(c["path"]).resolve().relative_to(outdir.resolve())),
                             "where": filters[category],
+                            **({"weight": WEIGHT_PREFIX + name} if name != variation else {}),
+                            "n_events": c["n"][category],
                         }
-                        if name != variation:
-                            part["weight"] = WEIGHT_PREFIX + name
-                        entry["parts"] = [part]
+                        for c in order
+                        if c["n"][category]
+                    ]
                 entries[dataset, category, name] = entry
     # every requested combination is listed, also where no chunk was processed
     for dataset in fileset:
@@ -410,7 +367,7 @@ def write_output(
     write_hists(outdir, dict(output["hists"]))
     write_hists_root(outdir, dict(output["hists"]))
     write_json(outdir / "cutflow.json", dict(output["cutflow"]))
-    for stale in previous - written:
+    for stale in (previous or set()) - written:
         if stale.is_relative_to(outdir.resolve() / COLUMNS_DIR):
             stale.unlink(missing_ok=True)
     samples = sorted(entries.values(), key=lambda e: (e["dataset"], e["category"], e["variation"]))
@@ -418,12 +375,12 @@ def write_output(
         outdir / MANIFEST_NAME,
         {
             "format": "symnplm-processor-output/1",
-            "layout": f"{COLUMNS_DIR}/<dataset>/<variation>.parquet; categories are row "
-            "filters (parts.where), weight-only variations weight columns (parts.weight)",
+            "layout": f"{COLUMNS_DIR}/<dataset>/<variation>/<chunk>.parquet; categories are "
+            "row filters (parts.where), weight-only variations weight columns (parts.weight)",
             # the processing is deterministic: no random choice is made anywhere
             "seed": None,
             "config": proc.config(),
-            "columns": names,
+            "columns": list(EMU_COLUMNS),
             "hists": HISTS_JSON,
             "hists_root": HISTS_ROOT,
             "cutflow": dict(output["cutflow"]),
@@ -564,8 +521,19 @@ def _process(
             "normalised to the full sum of weights, so yields are those of the processed part"
         )
 
+    # the previous processing's files: the only ones this run may delete if not rewritten;
+    # its manifest goes first, as the workers write into the columns it lists
+    outdir = Path(outdir)
+    previous: set[Path] = set()
+    if (outdir / MANIFEST_NAME).exists():
+        previous = {
+            (outdir / part["path"]).resolve()
+            for entry in read_json(outdir / MANIFEST_NAME).get("samples", [])
+            for part in sample_parts(entry)
+        }
+    (outdir / MANIFEST_NAME).unlink(missing_ok=True)  # incomplete until the new one is written
     start = time.perf_counter()
-    output, skipped_chunks = run_processor(good, proc, **execution)
+    output, skipped_chunks = run_processor(good, proc.streaming_to(outdir), **execution)
     wall = time.perf_counter() - start
     skipped = bad + skipped_chunks
     # a sumw summed here from the Runs trees leaves out the files skipped before processing,
@@ -607,7 +575,7 @@ def _process(
         "skipped": [vars(b) for b in skipped],
         "notes": notes,
     }
-    samples = write_output(output, proc, outdir, good, run_info)
+    samples = write_output(output, proc, outdir, good, run_info, previous)
     return ProcessingReport(Path(outdir), samples, skipped, notes, dict(output["cutflow"]), wall)
 
 

@@ -249,11 +249,12 @@ def test_rerun_replaces_the_previous_output(tmp_path):
     process_fileset(
         {"mc": [str(path)]}, tmp_path / "out", EMuProcessor(scale_nus=[1.0], normalisation=None)
     )
-    assert (tmp_path / "out" / "columns" / "mc" / "muon_scale_up1.parquet").exists()
+    variation_dir = tmp_path / "out" / "columns" / "mc" / "muon_scale_up1"
+    assert list(variation_dir.glob("*.parquet"))
     with pytest.raises(InputError, match="processor configuration differ"):
         process_fileset({"mc": [str(path)]}, tmp_path / "out", EMuProcessor(**FAST))
     process_fileset({"mc": [str(path)]}, tmp_path / "out", EMuProcessor(**FAST), overwrite=True)
-    assert not (tmp_path / "out" / "columns" / "mc" / "muon_scale_up1.parquet").exists()
+    assert not list(variation_dir.glob("*.parquet"))  # its files, listed before, are gone
     with pytest.raises(KeyError, match="muon_scale_up1"):
         load_sample(tmp_path / "out", "mc", "emu", "muon_scale_up1")
 

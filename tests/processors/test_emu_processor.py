@@ -463,18 +463,19 @@ def test_histograms_are_also_written_as_root(known):
 
 def test_one_file_per_event_variation_holds_every_category(known):
     """Categories are row filters and weight-only variations weight columns of one file per
-    (dataset, event variation): no event is stored twice."""
+    (chunk, event variation): no event is stored twice."""
     import pyarrow.parquet as pq
 
     from symnplm.physics import category_filters, emu_categories
 
     outdir, _ = known
     manifest = read_manifest(outdir)
-    files = sorted(p.name for p in (outdir / "columns" / "mc").iterdir())
+    folders = sorted(p.name for p in (outdir / "columns" / "mc").iterdir())
     event_variations = {v for v in manifest["config"]["variations"] if not v.startswith("norm")}
     event_variations -= {v for v in event_variations if v.startswith("efficiency")}
-    assert files == sorted(f"{v}.parquet" for v in event_variations)
-    nominal = pq.read_table(outdir / "columns" / "mc" / "nominal.parquet")
+    assert folders == sorted(event_variations)
+    (nominal_file,) = (outdir / "columns" / "mc" / "nominal").glob("*.parquet")  # one chunk
+    nominal = pq.read_table(nominal_file)
     assert {"weight:norm_up1", "weight:norm_down2"} <= set(nominal.column_names)
     # the stored filters select exactly the events emu_categories assigns
     cols = {c: nominal.column(c).to_numpy() for c in ("pt_e", "pt_mu", "charge_e", "charge_mu")}

@@ -228,37 +228,51 @@ class Sample:
         names the weight column (default ``weight``; e.g. ``weight:norm_up1``);
         ``where`` keeps the rows whose columns equal the given values (all of them).
         """
-        import pyarrow.parquet as pq
-
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such sample file")
-        try:
-            table = pq.read_table(path)
-        except Exception as err:  # pyarrow raises several types for corrupt files
-            raise ValueError(f"{path}: not a readable parquet file ({err})") from None
-        available = [c for c in table.column_names if not is_weight_column(c)]
-        wanted = list(features) if features is not None else available
-        missing = [f for f in [*wanted, *(where or {})] if f not in table.column_names]
-        if missing:
-            raise KeyError(f"{path}: no column(s) {missing}; columns are {table.column_names}")
-        if weight is not None and weight not in table.column_names:
-            raise KeyError(f"{path}: no weight column {weight!r}; columns are {table.column_names}")
-        meta_raw = (table.schema.metadata or {}).get(_META_KEY)
-        meta = json.loads(meta_raw) if meta_raw else {}
-
-        def column(key: str) -> np.ndarray:
-            return table.column(key).to_numpy().astype(np.float64)
-
-        keep = np.ones(table.num_rows, dtype=bool)
-        for key, value in (where or {}).items():
-            keep &= column(key) == float(value)
-        x = np.stack([column(f)[keep] for f in wanted], axis=1)
-        weight = weight or (WEIGHT_COLUMN if WEIGHT_COLUMN in table.column_names else None)
-        w = column(weight)[keep] if weight is not None else None
+        x, w, wanted, meta = read_rows(path, features, weight=weight, where=where)
         prov = dict(meta.get("provenance", {}))
         prov.setdefault("file", str(path))
-        return cls(x, w, wanted, prov, name or meta.get("name", path.stem))
+        return cls(x, w, wanted, prov, name or meta.get("name", Path(path).stem))
+
+
+def read_rows(
+    path: str | os.PathLike[str],
+    features: Sequence[str] | None = None,
+    *,
+    weight: str | None = None,
+    where: Mapping[str, float] | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, list[str], dict[str, Any]]:
+    """Features (N, d), weights (or None), feature names and metadata of a parquet file's
+    rows (see :meth:`Sample.from_parquet`); any number of rows, nothing checked beyond
+    the columns: a sample stored in several files is a :class:`Sample` once joined."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such sample file")
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # pyarrow raises several types for corrupt files
+        raise ValueError(f"{path}: not a readable parquet file ({err})") from None
+    available = [c for c in table.column_names if not is_weight_column(c)]
+    wanted = list(features) if features is not None else available
+    missing = [f for f in [*wanted, *(where or {})] if f not in table.column_names]
+    if missing:
+        raise KeyError(f"{path}: no column(s) {missing}; columns are {table.column_names}")
+    if weight is not None and weight not in table.column_names:
+        raise KeyError(f"{path}: no weight column {weight!r}; columns are {table.column_names}")
+    meta_raw = (table.schema.metadata or {}).get(_META_KEY)
+    meta = json.loads(meta_raw) if meta_raw else {}
+
+    def column(key: str) -> np.ndarray:
+        return table.column(key).to_numpy().astype(np.float64)
+
+    keep = np.ones(table.num_rows, dtype=bool)
+    for key, value in (where or {}).items():
+        keep &= column(key) == float(value)
+    x = np.stack([column(f)[keep] for f in wanted], axis=1).reshape(int(keep.sum()), len(wanted))
+    weight = weight or (WEIGHT_COLUMN if WEIGHT_COLUMN in table.column_names else None)
+    w = column(weight)[keep] if weight is not None else None
+    return x, w, wanted, meta
 
 
 def write_columns(
@@ -398,21 +412,33 @@ def load_sample(
     parts = sample_parts(entry)
     if not parts:
         raise ValueError(f"{outdir}: {name} was not written: {entry.get('error')}")
-    pieces = []
+    xs, ws, meta, names = [], [], {}, list(features or [])
     for part in parts:
         path = (Path(outdir) / part["path"]).resolve()
         if not path.is_relative_to(Path(outdir).resolve()):
             # the manifest is read, not trusted: never follow it out of the directory
             raise ValueError(f"{outdir}: {name} points outside the directory ({part['path']!r})")
-        piece = Sample.from_parquet(
-            path, features, name=name, weight=part.get("weight"), where=part.get("where")
+        x, w, names, meta = read_rows(
+            path, features, weight=part.get("weight"), where=part.get("where")
         )
-        pieces.append(piece)
-    sample = pieces[0] if len(pieces) == 1 else Sample.concatenate(pieces, name=name)
-    # a file may hold several categories and variations: say which this sample is
-    object.__setattr__(
-        sample, "provenance", {**sample.provenance, "category": category, "variation": variation}
-    )
+        xs.append(x)
+        ws.append(w if w is not None else np.ones(len(x)))
+    # what the sample is and how it was made: the processing is recorded once, in the
+    # manifest (files written by the per-category layout carry it themselves)
+    provenance = {
+        **manifest.get("provenance", {}),
+        "processor": manifest.get("config"),
+        "metadata": manifest.get("fileset", {}).get(dataset, {}).get("metadata"),
+        "seed": manifest.get("seed"),
+        **meta.get("provenance", {}),
+        "dataset": dataset,
+        "category": category,
+        "variation": variation,
+        "files": entry.get("files"),
+        "columns": [p["path"] for p in parts],
+    }
+    # a sample is checked whole: one chunk's part may have, e.g., no positive weight
+    sample = Sample(np.concatenate(xs), np.concatenate(ws), names, provenance, name)
     if len(sample) != entry["n_events"]:
         raise ValueError(
             f"{outdir}: {[p['path'] for p in parts]} hold {len(sample)} events of {name}, the "
