@@ -109,6 +109,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "symmetry; pfRelIso04_all is the CMS muon standard)",
     )
     phys.add_argument(
+        "--scale-factor",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="lepton scale factor for simulation, FLAVOUR:FILE:CORRECTION[:KEY=VALUE...] "
+        "(correctionlib; inputs pt, eta, abseta from the lepton, the others fixed by "
+        "KEY=VALUE, e.g. muon:sf.json:NUM_TightID:scale_factors=nominal); repeatable",
+    )
+    phys.add_argument(
         "--btag-min",
         type=float,
         default=JET_CUTS.btag_min,
@@ -209,6 +218,7 @@ def run_command(args: argparse.Namespace) -> int:
 
     from symnplm.io.files import check_writable_directory
     from symnplm.physics.efficiency import EfficiencyRatio
+    from symnplm.physics.scale_factors import LeptonScaleFactor
     from symnplm.physics.selection import lepton_cuts
     from symnplm.processors.efficiency_map import measure_from_output
     from symnplm.processors.emu import EMuProcessor
@@ -240,6 +250,7 @@ def run_command(args: argparse.Namespace) -> int:
             jets=replace(JET_CUTS, btag_min=args.btag_min),
             triggers=args.triggers,
             lumi_mask=args.lumi_mask,
+            scale_factors=[LeptonScaleFactor.parse(s) for s in args.scale_factor],
         )
         # before the processing: a destination that cannot be written fails now, not at the end
         check_writable_directory(args.outdir)

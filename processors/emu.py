@@ -53,6 +53,7 @@ from coffea.nanoevents import NanoAODSchema
 from symnplm.io.samples import COLUMNS_DIR, write_columns
 from symnplm.physics.efficiency import EfficiencyRatio
 from symnplm.physics.kinematics import EMU_COLUMNS, CollinearForm, emu_features
+from symnplm.physics.scale_factors import LeptonScaleFactor
 from symnplm.physics.selection import (
     ELECTRON_CUTS,
     JET_CUTS,
@@ -198,6 +199,10 @@ class EMuProcessor(processor.ProcessorABC):
     lumi_mask
         Certified-luminosity JSON (run → [[first, last] lumi section]) applied to data
         (coffea's ``LumiMask``); ``None``: every luminosity section.
+    scale_factors
+        Lepton scale factors (:class:`~symnplm.physics.scale_factors.LeptonScaleFactor`,
+        correctionlib) multiplied into the weights of simulation at the selected
+        electron or muon.
     """
 
     def __init__(
@@ -217,6 +222,7 @@ class EMuProcessor(processor.ProcessorABC):
         events: EventParity = "all",
         triggers: Sequence[str] = (),
         lumi_mask: str | Path | None = None,
+        scale_factors: Sequence[LeptonScaleFactor] = (),
     ) -> None:
         self.electron = electron
         self.muon = muon
@@ -246,6 +252,9 @@ class EMuProcessor(processor.ProcessorABC):
         self.triggers = hlt_paths(triggers, "triggers")
         self.lumi_mask_path = None if lumi_mask is None else str(lumi_mask)
         self.lumi_mask = None if lumi_mask is None else read_lumi_mask(lumi_mask)
+        self.scale_factors = tuple(scale_factors)
+        for sf in self.scale_factors:  # a bad file fails here, not in a worker
+            sf.check()
         #: where chunks write their columns (:meth:`streaming_to`); None: in the output
         self.columns_dir: str | None = None
 
@@ -388,6 +397,7 @@ class EMuProcessor(processor.ProcessorABC):
             "events": self.events,
             "triggers": list(self.triggers),
             "lumi_mask": self.lumi_mask_path,
+            "scale_factors": [sf.to_dict() for sf in self.scale_factors],
             "variations": self.variations,
         }
 
@@ -573,6 +583,10 @@ class EMuProcessor(processor.ProcessorABC):
                 else {k: np.full(int(sel.mask.sum()), -1.0) for k in ("n_jets", "n_bjets")}
             )
             cols[WEIGHT] = weights[sel.mask]
+            if mc:  # the experiment's lepton scale factors, at the selected leptons
+                for sf in self.scale_factors:
+                    flavour = "e" if sf.flavour == "electron" else "mu"
+                    cols[WEIGHT] = cols[WEIGHT] * sf(cols[f"pt_{flavour}"], cols[f"eta_{flavour}"])
             accepted = None
             if self.efficiency is not None:
                 cols[WEIGHT] = cols[WEIGHT] * self.efficiency(cols["pt_e"], cols["eta_e"])

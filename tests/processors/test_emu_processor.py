@@ -552,3 +552,56 @@ def test_the_lumi_mask_keeps_certified_sections_of_data_only(tmp_path):
     golden.write_text("[1, 2]")
     with pytest.raises(InputError, match=r"golden\.json: not a certified-luminosity JSON"):
         EMuProcessor(lumi_mask=golden)
+
+
+def _scale_factor_file(path, name, inputs):
+    """A correctionlib file: 1.1 for pT < 40 GeV, 0.9 above, whatever the other inputs."""
+    import correctionlib.schemav2 as cs
+
+    kinds = {"pt": "real", "abseta": "real", "eta": "real", "ValType": "string"}
+    correction = cs.Correction(
+        name=name,
+        version=1,
+        inputs=[cs.Variable(name=i, type=kinds[i]) for i in inputs],
+        output=cs.Variable(name="sf", type="real"),
+        data=cs.Binning(
+            nodetype="binning", input="pt", edges=[0, 40, 1000], content=[1.1, 0.9], flow="clamp"
+        ),
+    )
+    path.write_text(cs.CorrectionSet(schema_version=2, corrections=[correction]).model_dump_json())
+    return path
+
+
+def test_scale_factors_multiply_simulation_weights_at_the_selected_leptons(tmp_path):
+    """Electron SF 1.1 below 40 GeV and 0.9 above; a muon SF with a fixed string input."""
+    from symnplm.physics.scale_factors import LeptonScaleFactor
+
+    events = [
+        Event([Lepton(50.0, 0.5, 0.0, 1)], [Lepton(30.0, -0.5, 2.0, -1, ident=1)]),  # e 0.9, mu 1.1
+        Event([Lepton(25.0, 1.0, 0.0, -1)], [Lepton(45.0, 0.3, 2.0, 1, ident=1)]),  # e 1.1, mu 0.9
+    ]
+    mc = write_nanoaod(tmp_path / "mc.root", events)
+    data = write_nanoaod(tmp_path / "data.root", events, mc=False)
+    fs = {
+        "mc": {"files": [str(mc)], "metadata": {}},
+        "data": {"files": [str(data)], "metadata": {}},
+    }
+    e_file = _scale_factor_file(tmp_path / "e.json", "EleID", ["abseta", "pt"])
+    mu_file = _scale_factor_file(tmp_path / "m.json", "MuID", ["eta", "pt", "ValType"])
+    sfs = [
+        LeptonScaleFactor("electron", str(e_file), "EleID"),
+        LeptonScaleFactor.parse(f"muon:{mu_file}:MuID:ValType=sf"),
+    ]
+    out = tmp_path / "out"
+    process_fileset(fs, out, EMuProcessor(scale_factors=sfs, scale_nus=[], norm_nus=[]))
+    emu, mue = (load_sample(out, "mc", c, "nominal", ["pt_e"]) for c in ("emu", "mue"))
+    assert emu.weights[0] == pytest.approx(0.9 * 1.1)  # genWeight 1, no xsec: not normalised
+    assert mue.weights[0] == pytest.approx(1.1 * 0.9)
+    assert load_sample(out, "data", "emu", "nominal", ["pt_e"]).weights[0] == 1.0  # data untouched
+    assert read_manifest(out)["config"]["scale_factors"][1]["fixed"] == {"ValType": "sf"}
+    with pytest.raises(
+        ValueError, match=r"m\.json: correction 'MuID' has input\(s\) \['ValType'\]"
+    ):
+        EMuProcessor(scale_factors=[LeptonScaleFactor("muon", str(tmp_path / "m.json"), "MuID")])
+    with pytest.raises(KeyError, match="no correction 'Nope'"):
+        EMuProcessor(scale_factors=[LeptonScaleFactor("muon", str(tmp_path / "m.json"), "Nope")])

@@ -412,7 +412,10 @@ def load_sample(
     parts = sample_parts(entry)
     if not parts:
         raise ValueError(f"{outdir}: {name} was not written: {entry.get('error')}")
-    xs, ws, meta, names = [], [], {}, list(features or [])
+    xs: list[np.ndarray] = []
+    ws: list[np.ndarray] = []
+    meta: dict[str, Any] = {}
+    names = list(features or [])
     for part in parts:
         path = (Path(outdir) / part["path"]).resolve()
         if not path.is_relative_to(Path(outdir).resolve()):

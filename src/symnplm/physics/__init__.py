@@ -6,7 +6,8 @@ used by the coffea processor in ``symnplm.processors`` and testable on their own
 - :mod:`~symnplm.physics.selection`: lepton and e-mu event selection, categories, jets;
 - :mod:`~symnplm.physics.kinematics`: roles, the five two-body features, m_ll, m_coll;
 - :mod:`~symnplm.physics.variations`: momentum-scale and normalisation nuisances;
-- :mod:`~symnplm.physics.efficiency`: ε_μ/ε_e maps (correctionlib) restoring e ↔ μ symmetry.
+- :mod:`~symnplm.physics.efficiency`: ε_μ/ε_e maps (correctionlib) restoring e ↔ μ symmetry;
+- :mod:`~symnplm.physics.scale_factors`: the experiments' lepton scale factors (correctionlib).
 """
 
 from __future__ import annotations

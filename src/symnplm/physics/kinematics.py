@@ -66,7 +66,11 @@ CollinearForm = Literal["atlas", "cms"]
 
 
 def delta_phi(phi1: Any, phi2: Any) -> Any:
-    """φ1 − φ2 wrapped into [−π, π)."""
+    """φ1 − φ2 wrapped into [−π, π).
+
+    >>> round(float(delta_phi(3.0, -3.0)), 6)  # 6 − 2π: across the ±π boundary
+    -0.283185
+    """
     return (phi1 - phi2 + np.pi) % (2 * np.pi) - np.pi
 
 

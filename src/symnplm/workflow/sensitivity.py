@@ -938,6 +938,11 @@ def reach(
     float or None
         ``None`` if the median Z stays below ``target`` over the scanned BRs, or is
         already above it at the smallest BR > 0 (the crossing is not bracketed).
+
+    Examples
+    --------
+    >>> round(reach([0.01, 0.02, 0.04], [1.0, 2.5, 4.0], 2.0), 4)  # 0.01 · 2^(ln 2 / ln 2.5)
+    0.0169
     """
     return _crossing(branching_ratios, median_z, target)[0]
 
