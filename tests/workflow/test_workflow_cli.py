@@ -32,3 +32,17 @@ def test_no_command_prints_the_commands(capsys):
     out = capsys.readouterr().out
     for command in ("generate", "process", "test", "plot", "demo", "sensitivity"):
         assert command in out
+
+
+def test_help_texts_are_plain_text():
+    """--help shows no reStructuredText roles or literals taken over from docstrings."""
+    import argparse
+
+    from symnplm.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert len(sub.choices) >= 8
+    for name, command in sub.choices.items():
+        text = command.format_help()
+        assert "``" not in text and ":mod:`" not in text and ":func:`" not in text, name

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from symnplm.cli.help import plain
 from symnplm.generation.detector_config import DetectorConfig, parse_assignments
 from symnplm.generation.presets import ALL_PROCESSES, PRESET_OUTPUT, PRESETS, preset
 from symnplm.generation.processes import BACKGROUNDS, SIGNAL_NAMES, all_processes
@@ -38,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser(
         "generate",
         help="generate e-mu samples with Pythia 8 and a parametric detector (NanoAOD files)",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from symnplm.cli.help import plain
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``symnplm scan``."""
@@ -20,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p = subparsers.add_parser(
         "scan",
         help="scan regions × observables × statistics; local and global significance",
-        description=scan.__doc__,
+        description=plain(scan.__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("scan_file", type=Path, help="scan description (.yaml, .yml or .toml)")

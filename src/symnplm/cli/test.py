@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from symnplm.cli.help import plain
 from symnplm.inference.calculators import METHODS
 from symnplm.inference.results import CalibrationResult
 
@@ -260,7 +261,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p = subparsers.add_parser(
         "test",
         help="run a calibrated two-sample test (symmetrized NPLM by default)",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(p)
@@ -272,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m symnplm.inference``."""
     parser = argparse.ArgumentParser(
         prog="python -m symnplm.inference",
-        description=__doc__,
+        description=plain(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)
