@@ -207,3 +207,16 @@ def test_run_files_and_the_engine_share_the_newton_cap():
     assert FitConfig().max_iter == NEWTON_MAX_ITER == StatisticSpec().max_iter
     closure = ClosureSettings(test="t", calibration="c", outdir="o")
     assert closure.max_iter == DemoSettings().max_iter == NEWTON_MAX_ITER
+
+
+def test_real_samples_are_calibrated_by_permutations_unless_told():
+    from symnplm.workflow.config import DEFAULT_PERMUTATIONS
+
+    from_dict = C.from_dict
+    real = from_dict({"input": "processed"})
+    assert (real.calibration.method, real.calibration.n) == ("permutations", DEFAULT_PERMUTATIONS)
+    toy = from_dict({})
+    assert (toy.calibration.method, toy.calibration.n) == ("asymptotic", None)
+    told = from_dict({"input": "processed", "calibration": {"method": "asymptotic"}})
+    assert told.calibration.method == "asymptotic"
+    assert from_dict({"a": {"path": "a.parquet"}, "b": {"path": "b.parquet"}}).calibration.n == 100

@@ -172,7 +172,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--calibration",
         type=_calibration,
         default=argparse.SUPPRESS,
-        help="asymptotic | permutations:N | toys:N",
+        help="asymptotic | permutations:N | toys:N (default: permutations:100 for processed "
+        "or parquet samples, asymptotic for the toy model)",
     )
     cal.add_argument("--batch-size", type=int, help="replicas per batch (one file each)")
     cal.add_argument("--workers", type=int, help="local dask workers (default 1)")

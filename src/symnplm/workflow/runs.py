@@ -558,10 +558,11 @@ def run(
     cal = cfg.calibration
     t0 = time.perf_counter()
     if cal.method == "asymptotic":
-        if inputs.reweighting is not None:
+        if cfg.source != "toy":
             notes.append(
-                "the asymptotic p-value does not include the efficiency map's uncertainty "
-                "(calibrate with permutations for that)"
+                "asymptotic p-value on real samples: the chi2 is not the null of t here (nor "
+                "does it include the efficiency map's uncertainty); calibrate with "
+                "permutations before believing a small p"
             )
         result = CalibrationResult(
             observed,
