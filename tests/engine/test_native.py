@@ -225,3 +225,19 @@ def test_threads_work_in_a_forked_child():
 def _child_loss(params, x, c1, c2):
     torch.set_num_threads(2)
     return native.native_kernels("sigmoid", "extended", 1, 4).loss(params, x, c1, c2)[0]
+
+
+def test_loading_the_kernels_leaves_subnormal_numbers_alone():
+    """The kernels are compiled with -ffast-math, but loading them must not switch the whole
+    process to flush-to-zero: subnormal doubles stay representable in the user's program."""
+    import subprocess
+    import sys
+
+    code = (
+        "from symnplm.engine import native\n"
+        "assert native.native_kernels('tanh', 'crossentropy', 2, 3) is not None\n"
+        "x = 2.0 ** -1070\n"
+        "print(x * 1.0 > 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True"
