@@ -101,9 +101,7 @@ def fit(test: Any, generator: Any, n: int, seed: int) -> tuple[np.ndarray, float
     """t of ``n`` replicas, the fraction converged, and seconds."""
     start = time.perf_counter()
     result = toy_null(test, n, generator=generator, seed=seed)
-    converged = getattr(result, "converged", None)
-    frac = float(np.mean(converged)) if converged is not None else float("nan")
-    return result.t, frac, time.perf_counter() - start
+    return result.t, float(np.mean(result.converged)), time.perf_counter() - start
 
 
 def z_summary(t: np.ndarray, null: np.ndarray) -> dict[str, Any]:
@@ -202,7 +200,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ]
     for r in rows:
         conv = [r.get(k) for k in ("null_converged", "eta_converged", "signal_converged")]
-        conv_text = "/".join("—" if v is None or np.isnan(v) else f"{v:.2f}" for v in conv)
+        conv_text = "/".join("—" if v is None else f"{v:.2f}" for v in conv)
         lines.append(
             f"| {r['network']} | {r['null_median_t']:.1f} | "
             f"{cell(r.get('eta_window'))} | {cell(r['htaue'])} | {conv_text} | {r['seconds']:.0f} |"

@@ -598,20 +598,21 @@ class EMuProcessor(processor.ProcessorABC):
             masks = emu_categories(
                 cols["pt_e"], cols["pt_mu"], cols["charge_e"], cols["charge_mu"], self.charge
             )
+            # the weight-only variations of the nominal events, for the files and histograms
+            reweighted = self.weight_variations(cols) if variation == NOMINAL else []
             if self.columns_dir is None:
                 out["columns"][(dataset, variation)] = {chunk: cols}
             else:
                 out["column_files"][(dataset, variation)] = {
-                    chunk: self._write_chunk(dataset, variation, metadata, cols, masks)
+                    chunk: self._write_chunk(dataset, variation, metadata, cols, masks, reweighted)
                 }
-            factors: list[tuple[str, Any]] = [(variation, 1.0)]
+            factors: list[tuple[str, Any]] = [(variation, 1.0), *reweighted]
             if variation == NOMINAL:
                 out["cutflow"][dataset] |= cutflow(sel.cuts)
                 if accepted is not None:  # after the selection steps
                     out["cutflow"][dataset]["map_acceptance"] = accepted
                 for category, mask in masks.items():
                     out["cutflow"][dataset][category] = int(mask.sum())
-                factors += self.weight_variations(cols)
             for category, mask in masks.items():
                 selected = {k: v[mask] for k, v in cols.items()}
                 for name, factor in factors:
@@ -628,20 +629,20 @@ class EMuProcessor(processor.ProcessorABC):
         metadata: Mapping[str, Any],
         cols: Mapping[str, np.ndarray],
         masks: Mapping[str, np.ndarray],
+        reweighted: Sequence[tuple[str, Any]],
     ) -> dict[str, Any]:
         """Write one chunk's events of one variation; what the manifest needs of them.
 
         The file holds every selected event (the categories are filters on its columns)
-        and, for the nominal sample, the weights of the weight-only variations
-        (``weight:<name>``). Its name is fixed by the chunk, so a retried or rerun
-        chunk replaces its own file.
+        and the weights of the weight-only variations ``reweighted`` (name, factor) of
+        the nominal sample (``weight:<name>``). Its name is fixed by the chunk, so a
+        retried or rerun chunk replaces its own file.
         """
         assert self.columns_dir is not None
         key = f"{metadata.get('filename', '')}:{metadata.get('entrystart', 0)}"
         key += f"-{metadata.get('entrystop', 0)}"
         name = hashlib.sha1(key.encode()).hexdigest()[:16]
         path = Path(self.columns_dir) / dataset / variation / f"{name}.parquet"
-        reweighted = self.weight_variations(cols) if variation == NOMINAL else []
         weights = {n: cols[WEIGHT] * np.broadcast_to(f, cols[WEIGHT].shape) for n, f in reweighted}
         all_weights = {variation: cols[WEIGHT], **weights}
         finite = np.all([np.isfinite(cols[c]) for c in EMU_COLUMNS], axis=0)

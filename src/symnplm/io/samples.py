@@ -341,12 +341,6 @@ def sample_path(
     return Path(outdir) / COLUMNS_DIR / dataset / category / f"{variation}.parquet"
 
 
-def columns_path(outdir: str | os.PathLike[str], dataset: str, variation: str) -> Path:
-    """The file holding every selected event of ``dataset`` at ``variation`` (all
-    categories; the nominal file also the weight-only variations' weight columns)."""
-    return Path(outdir) / COLUMNS_DIR / dataset / f"{variation}.parquet"
-
-
 def read_manifest(outdir: str | os.PathLike[str]) -> dict[str, Any]:
     """The manifest of a processor output directory; an error if the run did not complete."""
     from symnplm.io.files import read_json

@@ -476,17 +476,18 @@ class BootstrapModel:
         if self.pairing == "by-category" and self.split is None:
             raise ValueError("pairing 'by-category' needs split = (A's pool events, A's signal)")
 
-    def _parts(self) -> tuple[Sample, Sample, Sample, Sample]:
-        """(A's category's background, B's, A's category's signal, B's)."""
+    def _rows(self, sample: str) -> tuple[slice, slice]:
+        """(pool rows, signal rows) of the category of sample ``"a"`` or ``"b"``."""
         assert self.split is not None
         n_pool, n_signal = self.split
-        pool_idx, signal_idx = np.arange(len(self.pool)), np.arange(len(self.signal))
-        return (
-            self.pool.take(pool_idx[:n_pool], "A background"),
-            self.pool.take(pool_idx[n_pool:], "B background"),
-            self.signal.take(signal_idx[:n_signal], "A signal"),
-            self.signal.take(signal_idx[n_signal:], "B signal"),
-        )
+        if sample == "a":
+            return slice(None, n_pool), slice(None, n_signal)
+        return slice(n_pool, None), slice(n_signal, None)
+
+    def _signal_of(self, sample: str) -> Sample:
+        """The signal events of the category of sample ``"a"`` or ``"b"``."""
+        rows = np.arange(len(self.signal))[self._rows(sample)[1]]
+        return self.signal.take(rows, f"{sample.upper()} signal")
 
     def _scale(self, luminosity_fb: float) -> float:
         return luminosity_fb / self.luminosity_fb
@@ -496,8 +497,8 @@ class BootstrapModel:
         ``"pooled"`` both expect the pool / categories)."""
         if self.pairing == "pooled":
             return self.pool.sum_weights / self.categories * self._scale(luminosity_fb)
-        part = self._parts()[0 if sample == "a" else 1]
-        return part.sum_weights * self._scale(luminosity_fb)
+        rows = self._rows(sample)[0]
+        return float(self.pool.weights[rows].sum()) * self._scale(luminosity_fb)
 
     def expected_signal(
         self, luminosity_fb: float, branching_ratio: float, sample: str = "a"
@@ -507,7 +508,7 @@ class BootstrapModel:
         if self.pairing == "pooled":
             total = self.signal.sum_weights if sample == "a" else 0.0
         else:
-            total = self._parts()[2 if sample == "a" else 3].sum_weights
+            total = float(self.signal.weights[self._rows(sample)[1]].sum())
         return total * branching_ratio * self._scale(luminosity_fb)
 
     def experiments(
@@ -522,14 +523,13 @@ class BootstrapModel:
                 self.signal if signal else None,
                 self.expected_signal(luminosity_fb, branching_ratio),
             )
-        _, _, sig_a, sig_b = self._parts()
         return bootstrap_experiments(
             self.pool,
             self.expected_background(luminosity_fb, "a"),
-            sig_a if signal else None,
+            self._signal_of("a") if signal else None,
             self.expected_signal(luminosity_fb, branching_ratio, "a"),
             n_background_b=self.expected_background(luminosity_fb, "b"),
-            signal_b=sig_b if signal else None,
+            signal_b=self._signal_of("b") if signal else None,
             n_signal_b=self.expected_signal(luminosity_fb, branching_ratio, "b"),
         )
 
@@ -548,13 +548,8 @@ class BootstrapModel:
             n_b = hist(self.pool_m_coll, self.pool.weights) * f / self.categories
             n_s = hist(self.signal_m_coll, self.signal.weights) * f * branching_ratio
             return _z_id([(n_b, n_s)])
-        assert self.split is not None
-        n_pool, n_signal = self.split
         templates = []
-        for pool_sel, signal_sel in (
-            (slice(None, n_pool), slice(None, n_signal)),
-            (slice(n_pool, None), slice(n_signal, None)),
-        ):
+        for pool_sel, signal_sel in (self._rows("a"), self._rows("b")):
             n_b = hist(self.pool_m_coll[pool_sel], self.pool.weights[pool_sel]) * f
             n_s = hist(self.signal_m_coll[signal_sel], self.signal.weights[signal_sel])
             templates.append((n_b, n_s * f * branching_ratio))
