@@ -25,7 +25,8 @@ The output is a plain dict (coffea accumulates it across chunks)::
      "cutflow": {dataset: {step: events}},
      "columns": {(dataset, variation): {chunk: {column: array}}},   # nominal + scale variations
      "missing": {dataset: {optional branch not in the input}},
-     "weighting": {dataset: {how the event weights were made}}}
+     "weighting": {dataset: {how the event weights were made}},
+     "nonfinite_inputs": {dataset: {file: events skipped for a non-finite input}}}
 
 :meth:`EMuProcessor.postprocess` joins the chunks in a fixed order (file, first
 entry), so every executor gives the same arrays; :meth:`EMuProcessor.tables`
@@ -456,6 +457,26 @@ class EMuProcessor(processor.ProcessorABC):
             cuts["trigger"] = fired
         return cuts
 
+    def _finite_inputs(self, events: ak.Array, mc: bool) -> np.ndarray:
+        """Events whose lepton, jet and MET kinematics (and simulation weight) are finite.
+
+        A NaN pT fails every cut and an infinite one passes them, so a corrupted object
+        would silently remove an event or change which lepton is selected: such events
+        are skipped whole, counted per file (``nonfinite_inputs``) and in the cutflow.
+        """
+        finite = np.ones(len(events), dtype=bool)
+        for collection in ("Electron", "Muon"):
+            for f in ("pt", "eta", "phi", "mass"):
+                finite &= ak.to_numpy(ak.all(np.isfinite(events[collection][f]), axis=1))
+        if self._has_jets(events):
+            for f in ("pt", "eta", "phi"):
+                finite &= ak.to_numpy(ak.all(np.isfinite(events.Jet[f]), axis=1))
+        for f in ("pt", "phi"):
+            finite &= np.isfinite(ak.to_numpy(events.MET[f]))
+        if mc and "genWeight" in events.fields:
+            finite &= np.isfinite(ak.to_numpy(events.genWeight))
+        return finite
+
     def _leptons(
         self, events: ak.Array, collection: str, cuts: LeptonCuts, missing: set[str]
     ) -> tuple[ak.Array, LeptonCuts]:
@@ -545,6 +566,14 @@ class EMuProcessor(processor.ProcessorABC):
             events = events[odd if self.events == "odd" else ~odd]
         parity_events = len(events)
         event_cuts = self._event_cuts(events, metadata, mc)
+        event_cuts["finite_inputs"] = self._finite_inputs(events, mc)
+        # skipped by the finite-input rule alone (after the data-quality and trigger cuts)
+        n_nonfinite = int(
+            (
+                np.logical_and.reduce(list(event_cuts.values())[:-1], initial=True)
+                & ~event_cuts["finite_inputs"]
+            ).sum()
+        )
         if event_cuts:  # data quality and trigger, before any object is looked at
             events = events[np.logical_and.reduce(list(event_cuts.values()))]
 
@@ -568,6 +597,7 @@ class EMuProcessor(processor.ProcessorABC):
             "column_files": {},
             "missing": {dataset: missing},
             "weighting": {dataset: {weighting}},
+            "nonfinite_inputs": {dataset: {chunk[0]: n_nonfinite}} if n_nonfinite else {},
         }
         if self.events != "all":
             out["cutflow"][dataset][f"{self.events}_events"] = parity_events

@@ -191,6 +191,7 @@ def _empty_output(datasets: list[str]) -> dict[str, Any]:
         "columns": {},
         "missing": {d: set() for d in datasets},
         "weighting": {d: set() for d in datasets},
+        "nonfinite_inputs": {},
     }
 
 
@@ -558,6 +559,13 @@ def _process(
                 "was not applied / n_jets (without jets) or n_bjets (without the b-tag score) "
                 "is -1"
             )
+    nonfinite = {d: dict(sorted(f.items())) for d, f in sorted(output["nonfinite_inputs"].items())}
+    for dataset, per_file in nonfinite.items():
+        notes.append(
+            f"dataset {dataset!r}: {sum(per_file.values())} event(s) with a non-finite lepton, "
+            f"jet, MET or weight value skipped (cutflow step 'finite_inputs'; per file: "
+            f"{per_file})"
+        )
     for dataset, flow in sorted(output["cutflow"].items()):
         if not any(flow.get(c, 0) for c in proc.categories):
             notes.append(f"dataset {dataset!r}: no event passed the selection (cutflow {flow})")
@@ -570,6 +578,7 @@ def _process(
             "wall_s": wall,
         },
         "weighting": weighting,
+        "nonfinite_inputs": nonfinite,
         "fileset": good,
         "entries": entries,
         "skipped": [vars(b) for b in skipped],

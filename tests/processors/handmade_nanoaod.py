@@ -86,7 +86,7 @@ def write_nanoaod(
         k: ak.values_astype(ak.Array([[(*j, 0.0)[i] for j in e.jets] for e in events]), np.float32)
         for i, k in enumerate(("pt", "eta", "phi", "btagDeepFlavB"))
     }
-    jets["mass"] = ak.values_astype(jets["pt"] * 0 + 5.0, np.float32)
+    jets["mass"] = ak.values_astype(ak.full_like(jets["pt"], 5.0), np.float32)
     branches: dict[str, Any] = {
         "run": np.ones(n, dtype=np.uint32),
         "luminosityBlock": np.ones(n, dtype=np.uint32),

@@ -221,7 +221,7 @@ def test_empty_selection_is_reported_and_refused_on_loading(tmp_path):
     report = process_fileset(fs, tmp_path / "out", EMuProcessor(**FAST))
     assert any("'mc': no event passed the selection" in note for note in report.notes)
     assert report.cutflow["mc"] == {
-        "all": 4, "one_electron": 0, "one_muon": 0, "opposite_charge": 0,
+        "all": 4, "finite_inputs": 4, "one_electron": 0, "one_muon": 0, "opposite_charge": 0,
         "emu": 0, "mue": 0, "ep_mum": 0, "em_mup": 0,
     }  # fmt: skip
     with pytest.raises(
@@ -299,3 +299,32 @@ def test_another_processing_is_not_overwritten_and_foreign_files_survive(tmp_pat
     assert foreign.read_bytes() == b"an analyst's file"  # never its to delete
     # the same processing again needs no flag
     process_fileset({"other": [str(path)]}, out, EMuProcessor(**FAST))
+
+
+def test_events_with_non_finite_inputs_are_skipped_counted_and_reported(tmp_path):
+    """A NaN pT fails every cut and an infinite one passes them: such events are skipped
+    whole (never a silently different lepton), counted per file and in the cutflow."""
+    nan, inf = float("nan"), float("inf")
+    electron, muon = Lepton(40.0, 0.3, 0.0, 1), Lepton(30.0, -0.3, 2.0, -1, ident=1)
+    corrupted = [
+        # without the rule, the NaN electron would vanish and the other one be selected
+        Event([Lepton(nan, 0.5, 1.0, -1), electron], [muon], (10.0, 1.0)),
+        Event([electron], [Lepton(inf, -0.3, 2.0, -1, ident=1)], (10.0, 1.0)),
+        Event([electron], [muon], (nan, 1.0)),
+        Event([electron], [muon], (10.0, 1.0), jets=[(inf, 0.0, 0.5)]),
+        Event([electron], [muon], (10.0, 1.0), gen_weight=nan),
+    ]
+    events = good_events(6)
+    events[2:2] = corrupted  # spread over the two chunks
+    path = write_nanoaod(tmp_path / "mc.root", events, sumw=6.0)
+    proc = EMuProcessor(scale_nus=[1.0], normalisation=None, luminosity_fb=1.0)
+    report = process_fileset({"mc": [str(path)]}, tmp_path / "out", proc, chunksize=6)
+    flow = report.cutflow["mc"]
+    assert (flow["all"], flow["finite_inputs"], flow["emu"], flow["mue"]) == (11, 6, 3, 3)
+    manifest = read_manifest(report.outdir)
+    assert manifest["nonfinite_inputs"] == {"mc": {str(path): 5}}
+    assert any("'mc': 5 event(s) with a non-finite" in n for n in report.notes)
+    # every variation is written: no non-finite value reached the columns
+    assert not any("not written" in n for n in report.notes)
+    sample = load_sample(report.outdir, "mc", "emu", "electron_scale_up1")
+    assert len(sample) == 3 and np.isfinite(sample.features).all()
