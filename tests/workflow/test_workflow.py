@@ -81,6 +81,30 @@ def test_samples_from_processor_output(processed):
         )
 
 
+def test_data_and_simulation_are_not_added_up_by_default(tmp_path):
+    """A fileset holding data and simulation: the default A/B would sum both; refused."""
+    from conftest import write_processed
+
+    out = write_processed(tmp_path / "processed")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["fileset"]["ztautau"]["metadata"] = {"is_data": True, "luminosity_fb": 5.0}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match=r"^a\.datasets: .* data \['ztautau'\] and simulation "):
+        prepare_samples(from_dict({"input": str(out)}))
+    # named datasets are the analyst's choice: data against data is fine
+    chosen = {"datasets": ["ztautau"]}
+    a, b = prepare_samples(
+        from_dict({"input": str(out), "a": {**chosen, "category": "emu"}, "b": chosen})
+    )
+    assert len(a) == len(b) == 300
+    # what the processor did decides, also where the metadata says neither
+    manifest["fileset"]["ztautau"]["metadata"] = {"luminosity_fb": 5.0, "xsec": 1.0}
+    manifest["weighting"] = {"ztautau": ["1 (data)"], "ttbar": ["genWeight * xsec"]}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match=r"data \['ztautau'\]"):
+        prepare_samples(from_dict({"input": str(out)}))
+
+
 def test_result_directory_holds_json_and_hists(processed, tmp_path, local_client):
     cfg = RunConfig(
         input=str(processed),
@@ -286,6 +310,10 @@ def test_nplm_with_a_reference_smaller_than_the_data_is_flagged():
     assert note is not None and "10 events against 10000" in note
     assert reference_note("symmetrized", a, b) is None  # no reference to cover
     assert reference_note("nplm", b, a) is None
+    # as large as the data is not enough: the reference should be several times larger
+    same = Sample(rng.normal(size=(10_000, 1)))
+    assert "at least 5x" in (reference_note("nplm", a, same) or "")
+    assert reference_note("nplm", a, Sample(rng.normal(size=(50_000, 1)))) is None
 
 
 def test_cli_prints_the_tiny_reference_note(tmp_path, capsys):
@@ -293,6 +321,33 @@ def test_cli_prints_the_tiny_reference_note(tmp_path, capsys):
     rng = np.random.default_rng(1)
     Sample(rng.normal(size=(2000, 1)), None, ("x",)).to_parquet(a)
     Sample(rng.normal(size=(40, 1)), None, ("x",)).to_parquet(b)
-    code = main(["test", "--a", str(a), "--b", str(b), "--statistic", "nplm", "--quiet"])
-    assert code == 0
+    out = tmp_path / "result"
+    args = ["test", "--a", str(a), "--b", str(b), "--statistic", "nplm", "--quiet"]
+    assert main([*args, "--output", str(out)]) == 0
     assert "the NPLM reference B has 40 events against 2000" in capsys.readouterr().err
+    # and the result records it: the notes are part of what the run found
+    notes = json.loads((out / "run.json").read_text())["notes"]
+    assert any("the NPLM reference B has 40 events against 2000" in n for n in notes)
+
+
+def test_binned_statistic_refuses_bins_it_cannot_fill():
+    """More bins than events, or a discrete feature, would quietly give fewer bins."""
+    from symnplm.workflow.config import StatisticSpec
+    from symnplm.workflow.runs import build_test
+
+    rng = np.random.default_rng(2)
+    a, b = Sample(rng.normal(size=(20, 1))), Sample(rng.normal(size=(15, 1)))
+    with pytest.raises(ConfigError, match=r"^statistic\.bins: 40 bins for 35 events of A and B$"):
+        build_test(StatisticSpec(method="binned", bins=40), a, b)
+    assert build_test(StatisticSpec(method="binned", bins=35), a, b).n_parameters == 35
+    jets = Sample(rng.integers(0, 4, size=(500, 1)).astype(float), None, ("n_jets",))
+    with pytest.raises(
+        ConfigError, match=r"^statistics\.s \(regions\.0j, m_coll\)\.bins: n_jets has 4 distinct"
+    ):
+        build_test(
+            StatisticSpec(method="binned", bins=10),
+            jets,
+            jets,
+            key="statistics.s (regions.0j, m_coll)",
+        )
+    assert build_test(StatisticSpec(method="binned", bins=3), jets, jets).n_parameters == 3

@@ -365,7 +365,9 @@ def write_result(
     result.save(directory)
     write_hists(directory, book_result(result, a, b))
     # run.json last: its presence means the directory is complete
-    write_json(directory / RUN_JSON, summary(result, cfg, timing, a, b, diagnostics, reweighting))
+    write_json(
+        directory / RUN_JSON, summary(result, cfg, timing, a, b, diagnostics, reweighting, notes)
+    )
     return directory
 
 

@@ -47,7 +47,7 @@ from symnplm.inference.test_statistics import (
     quantile_edges,
 )
 from symnplm.io.files import check_writable_directory
-from symnplm.io.filesets import background_luminosity_fb, is_signal
+from symnplm.io.filesets import background_luminosity_fb, is_mc, is_signal
 from symnplm.io.samples import MANIFEST_NAME, Sample, load_sample, read_manifest
 from symnplm.workflow.config import ConfigError, RunConfig, StatisticSpec
 
@@ -131,6 +131,32 @@ def unweight(
     return Sample(sample.features[keep], None, sample.names, prov, name or sample.name)
 
 
+def _refuse_data_with_simulation(
+    manifest: dict[str, Any], datasets: Sequence[str], which: str, where: Any
+) -> None:
+    """A default sample summing data and simulation is neither: ask for its datasets.
+
+    What counts is how the processor weighted each dataset (``weighting``: "1 (data)"
+    for data), which also covers datasets whose metadata says neither.
+    """
+    weighting = manifest.get("weighting", {})
+    fileset = manifest.get("fileset", {})
+
+    def is_data(d: str) -> bool:
+        if d in weighting:
+            return "1 (data)" in weighting[d]
+        return not is_mc(fileset.get(d, {}).get("metadata", {}))
+
+    data = [d for d in datasets if is_data(d)]
+    simulation = [d for d in datasets if not is_data(d)]
+    if data and simulation:
+        raise ConfigError(
+            f"{which}.datasets: {where} holds data {data} and simulation {simulation}, which "
+            f"the default sample would add up; name the datasets of each sample "
+            f"({which}.datasets, --{which}-datasets)"
+        )
+
+
 def _processed_sample(
     cfg: RunConfig, which: str, rng: np.random.Generator, columns: Sequence[str]
 ) -> Sample:
@@ -144,6 +170,8 @@ def _processed_sample(
     )
     if not datasets:
         raise ConfigError(f"{which}.datasets: {cfg.input} has no non-signal dataset; name them")
+    if spec.datasets is None:
+        _refuse_data_with_simulation(manifest, datasets, which, cfg.input)
     factors = dict.fromkeys(datasets, 1.0)
     if cfg.inject is not None and cfg.inject.branching_ratio > 0:
         for d in cfg.inject.datasets:
@@ -384,15 +412,21 @@ def emu_vs_mue(
 # statistic
 # ---------------------------------------------------------------------------------------
 def build_test(
-    spec: StatisticSpec, a: Sample, b: Sample, nuisances: NuisanceSet | None = None
+    spec: StatisticSpec,
+    a: Sample,
+    b: Sample,
+    nuisances: NuisanceSet | None = None,
+    *,
+    key: str = "statistic",
 ) -> TwoSampleTest:
     """The statistic of ``spec`` for samples with ``a.dim`` features.
 
     The default architecture is (d, 4, 1), the paper's 1-4-1 in one dimension. With
-    ``nuisances`` the symmetrized statistic profiles them (t = τ − Δ).
+    ``nuisances`` the symmetrized statistic profiles them (t = τ − Δ). ``key`` names
+    ``spec`` in errors (its place in the run or scan file).
     """
     if spec.method == "binned":
-        return BinnedTest(quantile_edges(Sample.concatenate([a, b]), spec.bins))
+        return BinnedTest(_equal_population_edges(spec.bins, a, b, key))
     fit = FitConfig(
         optimizer=spec.optimizer,
         epochs=spec.epochs,
@@ -417,19 +451,37 @@ def build_test(
     return cls(arch, fit=fit)
 
 
+def _equal_population_edges(bins: int, a: Sample, b: Sample, key: str) -> np.ndarray:
+    """``bins`` edges of equal pooled population; refused where they cannot all be distinct.
+
+    More bins than events, or a feature whose quantiles coincide (a discrete one), would
+    silently give fewer bins, and fewer degrees of freedom, than asked for.
+    """
+    pooled = Sample.concatenate([a, b])
+    if bins > len(pooled):
+        raise ConfigError(f"{key}.bins: {bins} bins for {len(pooled)} events of A and B")
+    edges = quantile_edges(pooled, bins)
+    if edges.size - 1 < bins:
+        raise ConfigError(
+            f"{key}.bins: {pooled.names[0]} has {edges.size} distinct quantile edges, so at "
+            f"most {edges.size - 1} bins of equal population, not {bins} (a discrete feature?)"
+        )
+    return edges
+
+
 #: NPLM's reference should outnumber the data (arXiv:1806.02350 uses N_R = 5 N_A)
 NPLM_REFERENCE_RATIO = 5.0
 
 
 def reference_note(method: str, a: Sample, b: Sample) -> str | None:
-    """A warning when NPLM's reference B has fewer events than the data A.
+    """A warning when NPLM's reference B has fewer than :data:`NPLM_REFERENCE_RATIO` × A's events.
 
     NPLM compares A with the density of B; with a reference smaller than the data, t
     measures how poorly B covers A's events (a reference of 10 events against 10⁵
     gives an enormous t under the null), so the asymptotic p-value means nothing and
     even a calibrated one has little power. The symmetrized test has no reference.
     """
-    if method != "nplm" or len(b) >= len(a):
+    if method != "nplm" or len(b) >= NPLM_REFERENCE_RATIO * len(a):
         return None
     return (
         f"the NPLM reference B has {len(b)} events against {len(a)} in A: a reference "

@@ -359,7 +359,9 @@ def build_cells(cfg: ScanConfig, data: ScanData) -> tuple[list[Cell], list[str]]
                         f"one-dimensional observable ({len(cols)} columns)"
                     )
                     continue
-                test = build_test(spec, a, b)
+                test = build_test(
+                    spec, a, b, key=f"statistics.{statistic} (regions.{region}, {observable})"
+                )
                 cells.append(Cell(region, observable, statistic, index, x, cols, test))
     if not cells:
         raise ConfigError("no cell left: every statistic/observable combination was left out")
