@@ -216,7 +216,7 @@ def run_command(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.table import Table
 
-    from symnplm.io.files import check_writable_directory
+    from symnplm.io.files import check_writable_directory, check_writable_file
     from symnplm.physics.efficiency import EfficiencyRatio
     from symnplm.physics.scale_factors import LeptonScaleFactor
     from symnplm.physics.selection import lepton_cuts
@@ -255,7 +255,7 @@ def run_command(args: argparse.Namespace) -> int:
         # before the processing: a destination that cannot be written fails now, not at the end
         check_writable_directory(args.outdir)
         if args.measure_efficiency_map:
-            check_writable_directory(Path(args.measure_efficiency_map).resolve().parent)
+            check_writable_file(args.measure_efficiency_map)
         report = process_fileset(
             args.fileset,
             args.outdir,
@@ -307,11 +307,11 @@ def run_command(args: argparse.Namespace) -> int:
                 pt_edges=args.efficiency_pt_edges,
                 abseta_edges=args.efficiency_eta_edges,
             )
-        except (KeyError, ValueError) as err:
+            ratio.write(Path(args.measure_efficiency_map))
+        except (KeyError, ValueError, OSError) as err:
             console.print(
                 f"[red]error:[/red] cannot measure the efficiency map: {escape(str(err))}"
             )
             return 2
-        ratio.write(Path(args.measure_efficiency_map))
         console.print(f"efficiency-ratio map written to {args.measure_efficiency_map}")
     return 0

@@ -174,6 +174,12 @@ def test_bad_fileset_entries_are_named(tmp_path):
         process_fileset(
             {"mc": {"files": [str(path)], "metadata": {"xsec": -3.0}}}, tmp_path / "out"
         )
+    for key, value in [("xsec", True), ("luminosity_fb", -5.0), ("lfv_branching_ratio", 0.0)]:
+        # a bool is an int to Python; a negative luminosity would give negative weights
+        with pytest.raises(InputError, match=f"metadata '{key}' = {value!r}, expected a positive"):
+            process_fileset(
+                {"mc": {"files": [str(path)], "metadata": {key: value}}}, tmp_path / "out"
+            )
     with pytest.raises(InputError, match=r"metadata 'is_data' = 'false', expected true or false"):
         process_fileset({"mc": {"files": [str(path)], "metadata": {"is_data": "false"}}}, "o")
     with pytest.raises(InputError, match="dataset name 'a/b'"):

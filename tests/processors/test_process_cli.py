@@ -112,6 +112,17 @@ def test_an_unwritable_destination_is_refused_before_processing(small_fileset, t
     )
     assert code == 2 and "is a file, not a directory" in capsys.readouterr().err
     assert not out.exists()  # refused before any processing
+    (tmp_path / "adir").mkdir()  # a folder where the map file should go
+    code = run(
+        str(small_fileset),
+        "-o",
+        str(out),
+        "--quiet",
+        "--measure-efficiency-map",
+        str(tmp_path / "adir"),
+    )
+    assert code == 2 and "adir: is a directory, not a file name" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_selection_options_reach_the_processor(small_fileset, tmp_path):

@@ -351,3 +351,22 @@ def test_binned_statistic_refuses_bins_it_cannot_fill():
             key="statistics.s (regions.0j, m_coll)",
         )
     assert build_test(StatisticSpec(method="binned", bins=3), jets, jets).n_parameters == 3
+
+
+def test_a_manifest_efficiency_map_out_of_the_directory_is_not_followed(tmp_path):
+    from conftest import write_processed
+
+    from symnplm.io.samples import efficiency_map_path
+
+    out = write_processed(tmp_path / "processed")
+    manifest = json.loads((out / "manifest.json").read_text())
+    for name in ("../map.json", str(tmp_path / "map.json")):  # relative and absolute
+        manifest["efficiency_map"] = name
+        (out / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(ValueError, match="efficiency_map points outside the directory"):
+            efficiency_map_path(out)
+        with pytest.raises(ValueError, match="efficiency_map points outside the directory"):
+            prepare_samples(from_dict({"input": str(out)}))
+    manifest["efficiency_map"] = "efficiency_map.json"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert efficiency_map_path(out) == (out / "efficiency_map.json").resolve()

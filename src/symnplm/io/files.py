@@ -63,6 +63,24 @@ def check_writable_directory(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def check_writable_file(path: str | os.PathLike[str]) -> Path:
+    """Check that a file can be written at ``path`` (:func:`check_writable_directory` for
+    its folder; ``path`` itself not a directory). Nothing is created.
+
+    Raises
+    ------
+    IsADirectoryError
+        ``path`` is a directory.
+    FileExistsError, PermissionError
+        Its folder cannot be written in (see :func:`check_writable_directory`).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory, not a file name")
+    check_writable_directory(path.absolute().parent)
+    return path
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()

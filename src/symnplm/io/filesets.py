@@ -9,7 +9,8 @@ A fileset is::
 or ``{"<dataset>": ["<path>", ...]}``. Relative paths are resolved against the
 directory of the JSON file, then against the working directory. Metadata keys read
 by symnplm: ``xsec`` (pb), ``sumw`` (sum of generator weights), ``is_data``,
-``is_signal``, ``luminosity_fb``. Reading a fileset opens no ROOT file.
+``is_signal``, ``luminosity_fb``, ``lfv_branching_ratio`` (of a signal sample),
+``triggers``. Reading a fileset opens no ROOT file.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 DEFAULT_TREE = "Events"
+#: metadata that must be a positive finite number where given
+_POSITIVE_METADATA = ("xsec", "sumw", "luminosity_fb", "lfv_branching_ratio")
 #: a directory name: these characters, and not "." or ".." (which would leave the folder)
 _DATASET_NAME = re.compile(r"^(?!\.+$)[A-Za-z0-9_.+-]+$")
 
@@ -83,11 +86,13 @@ def load_fileset(fileset: str | os.PathLike[str] | Mapping[str, Any]) -> dict[st
             raise InputError(f"{where}: dataset {dataset!r} has no list or mapping of 'files'")
         if not pairs:
             raise InputError(f"{where}: dataset {dataset!r} has no files")
-        for key in ("xsec", "sumw"):
-            if key in metadata and not (
-                isinstance(metadata[key], (int, float))
-                and np.isfinite(metadata[key])
-                and metadata[key] > 0
+        for key in _POSITIVE_METADATA:
+            value = metadata.get(key)
+            # lfv_branching_ratio may be null (no LFV signal); a bool is not a number here
+            if key not in metadata or (key == "lfv_branching_ratio" and value is None):
+                continue
+            if isinstance(value, bool) or not (
+                isinstance(value, (int, float)) and np.isfinite(value) and value > 0
             ):
                 raise InputError(
                     f"{where}: dataset {dataset!r} metadata {key!r} = {metadata[key]!r}, "

@@ -354,6 +354,23 @@ def read_manifest(outdir: str | os.PathLike[str]) -> dict[str, Any]:
     return read_json(path)
 
 
+def inside(outdir: str | os.PathLike[str], relative: str, what: str) -> Path:
+    """``outdir / relative``, refused (``ValueError``) if it resolves outside ``outdir``.
+
+    A manifest is read, not trusted: its paths are never followed out of the directory.
+    """
+    path = (Path(outdir) / relative).resolve()
+    if not path.is_relative_to(Path(outdir).resolve()):
+        raise ValueError(f"{outdir}: {what} points outside the directory ({relative!r})")
+    return path
+
+
+def efficiency_map_path(outdir: str | os.PathLike[str]) -> Path | None:
+    """The efficiency map a processor output applied (``None`` if none), inside ``outdir``."""
+    name = read_manifest(outdir).get("efficiency_map")
+    return inside(outdir, name, "efficiency_map") if name else None
+
+
 def load_sample(
     outdir: str | os.PathLike[str],
     dataset: str,
@@ -411,10 +428,7 @@ def load_sample(
     meta: dict[str, Any] = {}
     names = list(features or [])
     for part in parts:
-        path = (Path(outdir) / part["path"]).resolve()
-        if not path.is_relative_to(Path(outdir).resolve()):
-            # the manifest is read, not trusted: never follow it out of the directory
-            raise ValueError(f"{outdir}: {name} points outside the directory ({part['path']!r})")
+        path = inside(outdir, part["path"], name)
         x, w, names, meta = read_rows(
             path, features, weight=part.get("weight"), where=part.get("where")
         )

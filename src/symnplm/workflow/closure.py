@@ -144,15 +144,15 @@ class _Pool:
 
     @classmethod
     def load(cls, cfg: RunConfig) -> _Pool:
-        from symnplm.io.samples import read_manifest
+        from symnplm.io.samples import efficiency_map_path
         from symnplm.physics.efficiency import EfficiencyRatio
         from symnplm.workflow.runs import load_inputs
 
         # the whole sample's own reweighting uncertainty is not needed: each PE gets its own
         inputs = load_inputs(dataclasses.replace(cfg, map_uncertainty=False))
         assert inputs.columns_a is not None and inputs.columns_b is not None
-        name = read_manifest(cfg.input).get("efficiency_map")
-        emap = EfficiencyRatio.read(Path(cfg.input) / name) if name else None
+        path = efficiency_map_path(cfg.input)
+        emap = EfficiencyRatio.read(path) if path is not None else None
 
         def ratio(s: Sample) -> np.ndarray:
             return np.ones(len(s)) if emap is None else emap(s.column("pt_e"), s.column("eta_e"))

@@ -48,7 +48,13 @@ from symnplm.inference.test_statistics import (
 )
 from symnplm.io.files import check_writable_directory
 from symnplm.io.filesets import background_luminosity_fb, is_mc, is_signal
-from symnplm.io.samples import MANIFEST_NAME, Sample, load_sample, read_manifest
+from symnplm.io.samples import (
+    MANIFEST_NAME,
+    Sample,
+    efficiency_map_path,
+    load_sample,
+    read_manifest,
+)
 from symnplm.workflow.config import ConfigError, RunConfig, StatisticSpec
 
 if TYPE_CHECKING:
@@ -278,11 +284,10 @@ def map_uncertainty(
     """
     from symnplm.physics.efficiency import EfficiencyRatio
 
-    manifest = read_manifest(cfg.input)
-    name = manifest.get("efficiency_map")
-    if not cfg.map_uncertainty or not name:
+    path = efficiency_map_path(cfg.input) if cfg.map_uncertainty else None
+    if path is None:
         return None
-    ratio = EfficiencyRatio.read(Path(cfg.input) / name)
+    ratio = EfficiencyRatio.read(path)
     return map_reweighting(ratio, columns_a, columns_b, _electron_roles(cfg))
 
 
