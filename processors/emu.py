@@ -266,7 +266,9 @@ class EMuProcessor(processor.ProcessorABC):
         (``column_files``), so memory does not grow with the input.
         """
         streaming = copy.copy(self)
-        streaming.columns_dir = str(Path(outdir) / COLUMNS_DIR)
+        # absolute: workers (dask, futures) may run in another working directory; a
+        # remote cluster needs the folder on a filesystem it shares with this machine
+        streaming.columns_dir = str(Path(outdir).resolve() / COLUMNS_DIR)
         return streaming
 
     def for_fileset(self, fileset: Mapping[str, Mapping[str, Any]]) -> EMuProcessor:

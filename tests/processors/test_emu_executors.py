@@ -125,3 +125,27 @@ def test_three_executors_agree(random_fileset, tmp_path):
                             atol=1e-9,
                         )
         assert read_manifest(tmp_path / name)["executor"]["name"] == name
+
+
+def test_a_relative_output_folder_is_where_the_caller_means(random_fileset, tmp_path, monkeypatch):
+    """Worker processes may run in another working directory: a relative output folder
+    is the caller's, wherever the workers write from."""
+    import os
+
+    from distributed import Client, LocalCluster
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    proc = EMuProcessor(luminosity_fb=0.5, scale_nus=[], normalisation=None)
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as c,
+        Client(c) as client,
+    ):
+        client.run(os.chdir, str(tmp_path / "elsewhere"))
+        report = process_fileset(random_fileset, "out", proc, executor="dask", client=client)
+    assert sum(report.counts().values()) > 0
+    assert not (tmp_path / "elsewhere" / "out").exists()
+    total = sum(len(load_sample("out", d, c)) for d, c in report.counts())
+    assert total == sum(report.counts().values())

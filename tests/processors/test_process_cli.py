@@ -209,3 +209,51 @@ def test_trigger_lumi_mask_and_isolation_options_reach_the_processor(tmp_path, c
     assert (
         code == 2 and "bad.json: not a certified-luminosity JSON" in err and "Traceback" not in err
     )
+
+
+def test_two_processes_into_one_directory(tmp_path):
+    """Two real `symnplm process` runs into one folder: the second is refused at once and
+    the first finishes a consistent output (every file its manifest lists exists)."""
+    import subprocess
+    import sys
+    import time
+
+    events = [
+        Event(
+            [Lepton(40.0 if i % 2 else 20.0, 0.3, 0.0, 1)], [Lepton(30.0, -0.3, 2.0, -1, ident=1)]
+        )
+        for i in range(1000)
+    ]
+    path = write_nanoaod(tmp_path / "f.root", events, mc=False)
+    fs = write_fileset(tmp_path / "fs.json", {"data": {"files": [path], "metadata": {}}})
+    out = tmp_path / "out"
+    argv = ["process", str(fs), "-o", str(out), "--quiet", "--chunksize", "50"]
+    argv += ["--scale-nu", "--norm-nu"]  # the nominal events only: a quicker run
+    # the second run imports first and starts its processing when told to, so that it
+    # reaches the folder while the first one is writing it
+    second = subprocess.Popen(
+        [sys.executable, "-c", "import sys; import symnplm.processors.runner; "
+         f"from symnplm.cli import main; sys.stdin.readline(); "
+         f"sys.exit(main({argv!r}))"],
+        stdin=subprocess.PIPE, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    first = subprocess.Popen(
+        [sys.executable, "-m", "symnplm.cli", *argv],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(out.glob("columns/data/nominal/*.parquet")):  # the first is writing
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    out2, err2 = second.communicate("go\n", timeout=120)
+    _, err1 = first.communicate(timeout=300)
+    assert second.returncode == 2, err2
+    assert "another symnplm run is writing this directory" in err2
+    assert "Traceback" not in err2 + out2
+    assert first.returncode == 0, err1
+    manifest = read_manifest(out)
+    parts = [p["path"] for s in manifest["samples"] for p in s["parts"]]
+    assert parts and all((out / p).exists() for p in parts)
+    assert manifest["cutflow"]["data"]["all"] == 1000
