@@ -449,26 +449,44 @@ def process_fileset(
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {executor!r}")
-    if (Path(outdir) / RUN_JSON).exists():
-        raise InputError(f"{outdir}: holds a test result ({RUN_JSON}); process into another folder")
     files = load_fileset(fileset)
     proc = (proc if proc is not None else EMuProcessor()).for_fileset(files)
     check_writable_directory(outdir)
+    execution = Execution(
+        executor, workers, chunksize, maxchunks, skip_bad_files, client, scheduler, status, retries
+    )
     with directory_lock(outdir):
-        _check_owner(Path(outdir), files, proc, overwrite)
-        # the execution options go through to run_processor unchanged
-        execution = {
-            "executor": executor,
-            "workers": workers,
-            "chunksize": chunksize,
-            "maxchunks": maxchunks,
-            "skip_bad_files": skip_bad_files,
-            "client": client,
-            "scheduler": scheduler,
-            "status": status,
-            "retries": retries,
-        }
-        return _process(files, outdir, proc, execution, allow_map_overlap)
+        return _process_locked(files, Path(outdir), proc, overwrite, execution, allow_map_overlap)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How :func:`process_fileset` runs the processor (its arguments of the same names)."""
+
+    executor: Executor = "iterative"
+    workers: int = 1
+    chunksize: int = 100_000
+    maxchunks: int | None = None
+    skip_bad_files: bool = False
+    client: Any = None
+    scheduler: str | None = None
+    status: bool = False
+    retries: int = 0
+
+
+def _process_locked(
+    files: dict[str, dict[str, Any]],
+    outdir: Path,
+    proc: EMuProcessor,
+    overwrite: bool,
+    execution: Execution,
+    allow_map_overlap: bool,
+) -> ProcessingReport:
+    """:func:`process_fileset` once the caller holds the lock of ``outdir``."""
+    if (outdir / RUN_JSON).exists():
+        raise InputError(f"{outdir}: holds a test result ({RUN_JSON}); process into another folder")
+    _check_owner(outdir, files, proc, overwrite)
+    return _process(files, outdir, proc, execution, allow_map_overlap)
 
 
 def _check_owner(
@@ -497,10 +515,10 @@ def _process(
     files: dict[str, dict[str, Any]],
     outdir: str | os.PathLike[str],
     proc: EMuProcessor,
-    execution: dict[str, Any],
+    execution: Execution,
     allow_map_overlap: bool,
 ) -> ProcessingReport:
-    skip_bad_files, maxchunks = execution["skip_bad_files"], execution["maxchunks"]
+    skip_bad_files, maxchunks = execution.skip_bad_files, execution.maxchunks
     required = {d: proc.required_branches(is_mc(e["metadata"])) for d, e in files.items()}
     good, bad, entries = check_fileset(files, required)
     if bad and not skip_bad_files:
@@ -534,7 +552,8 @@ def _process(
         }
     (outdir / MANIFEST_NAME).unlink(missing_ok=True)  # incomplete until the new one is written
     start = time.perf_counter()
-    output, skipped_chunks = run_processor(good, proc.streaming_to(outdir), **execution)
+    # vars, not dataclasses.asdict, which would deep-copy a dask client
+    output, skipped_chunks = run_processor(good, proc.streaming_to(outdir), **vars(execution))
     wall = time.perf_counter() - start
     skipped = bad + skipped_chunks
     # a sumw summed here from the Runs trees leaves out the files skipped before processing,
@@ -571,9 +590,9 @@ def _process(
             notes.append(f"dataset {dataset!r}: no event passed the selection (cutflow {flow})")
     run_info = {
         "executor": {
-            "name": execution["executor"],
-            "workers": execution["workers"],
-            "chunksize": execution["chunksize"],
+            "name": execution.executor,
+            "workers": execution.workers,
+            "chunksize": execution.chunksize,
             "maxchunks": maxchunks,
             "wall_s": wall,
         },
@@ -605,17 +624,25 @@ def process_once(
     :func:`process_fileset`. Returns whether the existing output was reused.
     """
     out = Path(outdir)
-    proc = proc.for_fileset(load_fileset(fileset))
+    files = load_fileset(fileset)
+    proc = proc.for_fileset(files)
     config = _config_json(proc.config())
     what = {
         "fileset": str(Path(fileset).resolve()),
         "processor": hashlib.sha256(config.encode()).hexdigest()[:16],
     }
     marker = out / PROCESSED_MARKER
-    if (out / MANIFEST_NAME).exists() and (out / HISTS_JSON).exists() and marker.exists():
-        if {k: read_json(marker).get(k) for k in what} == what:
-            return True
-    # the directory is this function's own: a changed configuration replaces its output
-    process_fileset(fileset, out, proc, overwrite=True, **kwargs)
-    write_json(marker, what)
+    check_writable_directory(out)
+    allow_map_overlap = bool(kwargs.pop("allow_map_overlap", False))
+    execution = Execution(**kwargs)
+    with directory_lock(out):  # the check, the processing and the marker under one lock
+        if (out / MANIFEST_NAME).exists() and (out / HISTS_JSON).exists() and marker.exists():
+            if {k: read_json(marker).get(k) for k in what} == what:
+                return True
+        # an output this function made (its marker) is its own to replace when the
+        # configuration changed; any other processing found there is refused
+        own = marker.exists() or not (out / MANIFEST_NAME).exists()
+        marker.unlink(missing_ok=True)
+        _process_locked(files, out, proc, own, execution, allow_map_overlap)
+        write_json(marker, what)
     return False

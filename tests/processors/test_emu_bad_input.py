@@ -334,3 +334,24 @@ def test_events_with_non_finite_inputs_are_skipped_counted_and_reported(tmp_path
     assert not any("not written" in n for n in report.notes)
     sample = load_sample(report.outdir, "mc", "emu", "electron_scale_up1")
     assert len(sample) == 3 and np.isfinite(sample.features).all()
+
+
+def test_process_once_reuses_its_output_and_replaces_only_its_own(tmp_path):
+    """The demo's processing step: reused when complete, remade when its configuration
+    changed, but another processing found in the folder (a user's) is never replaced."""
+    from symnplm.processors.runner import PROCESSED_MARKER, process_once
+
+    path = write_nanoaod(tmp_path / "f.root", good_events())
+    fs = write_fileset(tmp_path / "fs.json", {"mc": {"files": [path]}})
+    out = tmp_path / "out"
+    assert process_once(fs, out, EMuProcessor(**FAST)) is False
+    assert process_once(fs, out, EMuProcessor(**FAST)) is True  # complete: reused
+    changed = EMuProcessor(**(FAST | {"scale_nus": [1.0]}))
+    assert process_once(fs, out, changed) is False  # its own output, remade
+    assert len(load_sample(out, "mc", "emu", "muon_scale_up1")) == 3
+    users = tmp_path / "users"
+    process_fileset(fs, users, EMuProcessor(**FAST))
+    with pytest.raises(InputError, match="another processing"):
+        process_once(fs, users, changed)
+    assert not (users / PROCESSED_MARKER).exists()
+    assert len(load_sample(users, "mc", "emu")) == 3  # untouched
