@@ -21,6 +21,22 @@ def _range(text: str) -> tuple[float, float]:
     return low, high
 
 
+def _id_cut(text: str) -> tuple[str | None, float]:
+    """``BRANCH:MIN`` (e.g. ``cutBased:3``, ``mvaIso_WP90:1``), or ``none`` for no ID cut."""
+    if text.lower() == "none":
+        return None, 1.0
+    name, _, low = text.partition(":")
+    try:
+        value = float(low) if low else 1.0
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected BRANCH[:MIN] (e.g. cutBased:3) or none, got {text!r}"
+        ) from None
+    if not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"{name!r} is not a branch name (e.g. cutBased:3)")
+    return name, value
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``process``."""
     p = subparsers.add_parser(
@@ -107,6 +123,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="NAME",
         help="muon isolation branch (default pfRelIso03_all, the electrons' cone, for e<->mu "
         "symmetry; pfRelIso04_all is the CMS muon standard)",
+    )
+    phys.add_argument(
+        "--electron-id",
+        type=_id_cut,
+        metavar="BRANCH[:MIN]",
+        help="electron ID: Electron_<BRANCH> >= MIN (MIN 1 for a flag), or none; default "
+        "cutBased:3 (medium); NanoAOD names differ by version, e.g. mvaFall17V2Iso_WP90 "
+        "(Run 2 UL, v9) and mvaIso_WP90 (Run 3, v12)",
+    )
+    phys.add_argument(
+        "--muon-id",
+        type=_id_cut,
+        metavar="BRANCH[:MIN]",
+        help="muon ID: Muon_<BRANCH> >= MIN, or none; default tightId (mediumId, looseId...)",
+    )
+    phys.add_argument(
+        "--met",
+        default="MET",
+        metavar="COLLECTION",
+        help="missing-momentum collection (its _pt and _phi branches), e.g. PuppiMET",
+    )
+    phys.add_argument(
+        "--btag-branch",
+        default=JET_CUTS.btag_field,
+        metavar="NAME",
+        help="b-tag score of the jets counted in n_bjets (Jet_<NAME>), e.g. btagPNetB",
     )
     phys.add_argument(
         "--scale-factor",
@@ -232,6 +274,10 @@ def run_command(args: argparse.Namespace) -> int:
         )
         if args.muon_isolation_branch:
             muon = replace(muon, iso_field=args.muon_isolation_branch)
+        if args.electron_id is not None:  # else the selection's own ID
+            electron = replace(electron, id_field=args.electron_id[0], id_min=args.electron_id[1])
+        if args.muon_id is not None:
+            muon = replace(muon, id_field=args.muon_id[0], id_min=args.muon_id[1])
         efficiency = (
             EfficiencyRatio.read(args.efficiency_map, args.efficiency_name)
             if args.efficiency_map
@@ -247,7 +293,8 @@ def run_command(args: argparse.Namespace) -> int:
             efficiency=efficiency,
             luminosity_fb=args.luminosity,
             events=args.events,
-            jets=replace(JET_CUTS, btag_min=args.btag_min),
+            jets=replace(JET_CUTS, btag_min=args.btag_min, btag_field=args.btag_branch),
+            met=args.met,
             triggers=args.triggers,
             lumi_mask=args.lumi_mask,
             scale_factors=[LeptonScaleFactor.parse(s) for s in args.scale_factor],

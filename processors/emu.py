@@ -41,7 +41,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -162,8 +162,11 @@ class EMuProcessor(processor.ProcessorABC):
         Lepton cuts; default the symmetric ``lfuv`` selection
         (:data:`~symnplm.physics.selection.SELECTIONS`): pT ≥ 15 GeV, |η| ≤ 2.3 with the
         crack and gap vetoed, isolation < 0.15, ``cutBased ≥ 3`` (e) / ``tightId`` (μ).
-        An ID cut whose branch the input lacks is not applied, and that is recorded in
-        the output (``missing``).
+        Their isolation and ID branches are required: a file lacking one is an error
+        naming it (``id_field=None`` selects without an ID). NanoAOD names differ
+        between versions (Run 2 UL v9 ``Electron_mvaFall17V2Iso_WP90``, Run 3 v12
+        ``Electron_mvaIso_WP90``; ``Muon_pfRelIso04_all`` is the CMS muon isolation):
+        the cuts name the branch to read.
     jets
         Jets counted in ``n_jets`` (pT > 30 GeV, |η| < 4.7, ΔR > 0.4 from the leptons)
         and, b-tagged (score > 0.5, |η| < 2.5), in ``n_bjets``. Inputs without jets get
@@ -181,6 +184,9 @@ class EMuProcessor(processor.ProcessorABC):
         Values ν of the normalisation variations.
     collinear_form
         ``"atlas"`` (default) or ``"cms"``, see :mod:`symnplm.physics.kinematics`.
+    met
+        The missing-momentum collection (``MET``, or e.g. ``PuppiMET``, which Run 3
+        analyses use): its ``_pt`` and ``_phi`` branches are read.
     efficiency
         Efficiency-ratio map (:class:`~symnplm.physics.efficiency.EfficiencyRatio` or the
         path of a correctionlib JSON file with one correction); each event is weighted
@@ -218,6 +224,7 @@ class EMuProcessor(processor.ProcessorABC):
         normalisation: Normalisation | None = NORMALISATION,
         norm_nus: Sequence[float] = (-2.0, -1.0, 1.0, 2.0),
         collinear_form: CollinearForm = "atlas",
+        met: str = "MET",
         efficiency: EfficiencyRatio | str | Path | None = None,
         luminosity_fb: float | None = None,
         events: EventParity = "all",
@@ -233,6 +240,9 @@ class EMuProcessor(processor.ProcessorABC):
         if collinear_form not in ("atlas", "cms"):
             raise ValueError(f"collinear_form must be 'atlas' or 'cms', got {collinear_form!r}")
         self.collinear_form = collinear_form
+        if not (isinstance(met, str) and met.isidentifier() and "_" not in met):
+            raise ValueError(f"met must name a NanoAOD collection (MET, PuppiMET...), got {met!r}")
+        self.met = met
         sources = [s.source for s in scales]
         if len(set(sources)) != len(sources):
             raise ValueError(f"one momentum scale per flavour, got {sources}")
@@ -356,19 +366,15 @@ class EMuProcessor(processor.ProcessorABC):
 
     def required_branches(self, mc: bool) -> list[str]:
         """Branches without which the processor cannot run (``genWeight`` for simulation)."""
-        out = [*_EVENT_IDS, "MET_pt", "MET_phi"]
+        out = [*_EVENT_IDS, f"{self.met}_pt", f"{self.met}_phi"]
         for collection, cuts in (("Electron", self.electron), ("Muon", self.muon)):
-            out += [f"n{collection}"] + [
-                f"{collection}_{f}" for f in (*_KINEMATICS, cuts.iso_field)
-            ]
+            out += [f"n{collection}"] + [f"{collection}_{f}" for f in (*_KINEMATICS, *cuts.fields)]
         return out + (["genWeight"] if mc else [])
 
     def branches(self, triggers: Sequence[str] = ()) -> list[str]:
         """Every branch the processor may read (``filter_name``: limits the I/O and the
         schema); ``triggers``: the paths datasets' metadata asks for besides its own."""
-        optional = [f"Electron_{self.electron.id_field}"] if self.electron.id_field else []
-        optional += [f"Muon_{self.muon.id_field}"] if self.muon.id_field else []
-        optional += ["nJet", *(f"Jet_{f}" for f in (*_JET_FIELDS, self.jets.btag_field))]
+        optional = ["nJet", *(f"Jet_{f}" for f in (*_JET_FIELDS, self.jets.btag_field))]
         optional += ["genWeight", "run", "luminosityBlock"]
         optional += [f"HLT_{t}" for t in (*self.triggers, *hlt_paths(triggers, "triggers"))]
         return list(dict.fromkeys(self.required_branches(mc=False) + optional))
@@ -386,6 +392,7 @@ class EMuProcessor(processor.ProcessorABC):
             "normalisation": asdict(self.normalisation) if self.normalisation else None,
             "norm_nus": list(self.norm_nus),
             "collinear_form": self.collinear_form,
+            "met": self.met,
             "efficiency": None
             if self.efficiency is None
             else {
@@ -474,23 +481,19 @@ class EMuProcessor(processor.ProcessorABC):
             for f in ("pt", "eta", "phi"):
                 finite &= ak.to_numpy(ak.all(np.isfinite(events.Jet[f]), axis=1))
         for f in ("pt", "phi"):
-            finite &= np.isfinite(ak.to_numpy(events.MET[f]))
+            finite &= np.isfinite(ak.to_numpy(events[self.met][f]))
         if mc and "genWeight" in events.fields:
             finite &= np.isfinite(ak.to_numpy(events.genWeight))
         return finite
 
-    def _leptons(
-        self, events: ak.Array, collection: str, cuts: LeptonCuts, missing: set[str]
-    ) -> tuple[ak.Array, LeptonCuts]:
-        """Plain records with the kinematics and the cut fields; ID cut dropped if absent."""
+    @staticmethod
+    def _leptons(events: ak.Array, collection: str, cuts: LeptonCuts) -> ak.Array:
+        """Plain records with the kinematics and the cut fields (checked by :meth:`_check`)."""
         source = events[collection]
-        if cuts.id_field is not None and cuts.id_field not in source.fields:
-            missing.add(f"{collection}_{cuts.id_field}")
-            cuts = replace(cuts, id_field=None)
         # kinematics in float64: NanoAOD stores float32, the features are computed in double
         fields = {f: ak.values_astype(source[f], np.float64) for f in ("pt", "eta", "phi", "mass")}
         fields |= {f: source[f] for f in ("charge", *cuts.fields)}
-        return ak.zip(fields), cuts
+        return ak.zip(fields)
 
     @staticmethod
     def _has_jets(events: ak.Array) -> bool:
@@ -580,15 +583,15 @@ class EMuProcessor(processor.ProcessorABC):
             events = events[np.logical_and.reduce(list(event_cuts.values()))]
 
         missing: set[str] = set()
-        electrons, electron_cuts = self._leptons(events, "Electron", self.electron, missing)
-        muons, muon_cuts = self._leptons(events, "Muon", self.muon, missing)
+        electrons = self._leptons(events, "Electron", self.electron)
+        muons = self._leptons(events, "Muon", self.muon)
         has_jets = self._has_jets(events)
         if not has_jets:
             missing.add("Jet_" + "/".join(_JET_FIELDS))
         elif self.jets.btag_field not in events.Jet.fields:
             missing.add(f"Jet_{self.jets.btag_field}")
-        met_pt = ak.to_numpy(events.MET.pt).astype(np.float64)
-        met_phi = ak.to_numpy(events.MET.phi).astype(np.float64)
+        met_pt = ak.to_numpy(events[self.met].pt).astype(np.float64)
+        met_phi = ak.to_numpy(events[self.met].phi).astype(np.float64)
         weights, weighting = self._event_weights(events, metadata, mc)
 
         chunk = (str(metadata.get("filename", "")), int(metadata.get("entrystart", 0)))
@@ -605,7 +608,7 @@ class EMuProcessor(processor.ProcessorABC):
             out["cutflow"][dataset][f"{self.events}_events"] = parity_events
         out["cutflow"][dataset] |= cutflow(event_cuts)
         for variation, e, mu, mpt, mphi in self._variants(electrons, muons, met_pt, met_phi):
-            sel = select_emu(e, mu, electron_cuts, muon_cuts, self.charge)
+            sel = select_emu(e, mu, self.electron, self.muon, self.charge)
             cols = emu_features(
                 sel.electron, sel.muon, mpt[sel.mask], mphi[sel.mask], self.collinear_form
             )

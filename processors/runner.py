@@ -574,9 +574,8 @@ def _process(
     for dataset, missing in sorted(output["missing"].items()):
         if missing:
             notes.append(
-                f"dataset {dataset!r}: input lacks {sorted(missing)}; the corresponding ID cut "
-                "was not applied / n_jets (without jets) or n_bjets (without the b-tag score) "
-                "is -1"
+                f"dataset {dataset!r}: input lacks {sorted(missing)}; n_jets (without jets) "
+                "or n_bjets (without the b-tag score) is -1"
             )
     nonfinite = {d: dict(sorted(f.items())) for d, f in sorted(output["nonfinite_inputs"].items())}
     for dataset, per_file in nonfinite.items():
