@@ -13,10 +13,11 @@
   a variation, its ratio to nominal).
 
 Every physics figure carries the experiment label (``symnplm Simulation``), the
-luminosity recorded with the data (fb⁻¹) and √s. Ratio points beyond a panel's range
-are drawn as triangles on its edge. A p-value at the floor of its null (no replica
-reached t_obs) is shown as a bound, ``p < 1/(n+1)``, ``Z > ...``, and an observed fit
-that did not converge is flagged.
+luminosity recorded with the data (fb⁻¹) and √s. Ratios and their uncertainties are
+mplhep's (``mplhep.comp.get_comparison``); ratio points beyond a panel's range are drawn
+as triangles on its edge. A p-value at the floor of its null (no replica reached t_obs)
+is shown as a bound, ``p < 1/(n+1)``, ``Z > ...``, and an observed fit that did not
+converge is flagged.
 
 The ``*_figure``/``*_figures`` builders return matplotlib figures (for tests and
 notebooks; close them with ``plt.close``); the ``plot_*`` functions write them to files
@@ -29,7 +30,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib
 
@@ -41,6 +42,7 @@ import mplhep as hep
 import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.font_manager import FontProperties
+from matplotlib.legend import Legend
 from matplotlib.text import Text
 from scipy import stats
 
@@ -84,17 +86,21 @@ def _save(fig: plt.Figure, path: Path, formats: Sequence[str]) -> list[Path]:
     return out
 
 
-def _ratio(
-    num: np.ndarray, den: np.ndarray, var_num: np.ndarray, var_den: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """num/den and its uncertainty (independent samples).
+# Ratios: mplhep's "ratio" comparison (mplhep.comp.get_comparison) computes them with the
+# uncertainties of both weighted histograms. Its plotter (mplhep.comp.comparison) is not
+# used to draw them: it draws every point, those beyond the panel too (clipped, their
+# error bars reaching into it), where these panels put a triangle on the edge instead;
+# hist's plot_ratio takes the uncertainty from the numerator's counts alone.
+def _ratio(num: hist.Hist, den: hist.Hist) -> tuple[np.ndarray, np.ndarray]:
+    """num/den and its uncertainty (independent samples, weighted: from the stored
+    variances, σ² = var_num / den² + var_den num² / den⁴).
 
     +inf where only den is 0 (a bin of the numerator alone: beyond any ratio range, so it
     is marked on the panel's edge), NaN where both are.
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(den > 0, num / den, np.where(num > 0, np.inf, np.nan))
-        err = r * np.sqrt(var_num / num**2 + var_den / den**2)
+    r, err, _ = hep.comp.get_comparison(num, den, "ratio")  # symmetric: err, err
+    alone = np.where(num.values() > 0, np.inf, np.nan)
+    r = np.where(den.values() == 0, alone, r)
     return r, np.nan_to_num(err, nan=0.0, posinf=0.0)
 
 
@@ -164,7 +170,10 @@ def header(ax: plt.Axes, text: str, warnings: Iterable[str | None] = ()) -> list
     list of matplotlib.text.Text
         The title, then one text per warning (``gid`` ``"warning"``).
     """
-    label_size = max((t.get_fontsize() for t in ax.texts if t.get_gid() == LABEL_GID), default=12)
+    label_size = max(
+        (t.get_fontproperties().get_size_in_points() for t in ax.texts if t.get_gid() == LABEL_GID),
+        default=12.0,
+    )
     title = ax.set_title(text, loc="left", fontsize="x-small", pad=1.4 * label_size + 4)
     out, below = [title], title
     for note in warnings:
@@ -176,6 +185,22 @@ def header(ax: plt.Axes, text: str, warnings: Iterable[str | None] = ()) -> list
             )  # fmt: skip
             out.append(below)
     return out
+
+
+def _hist(obj: hist.Hist | float) -> hist.Hist:
+    """A slice of a histogram that keeps an axis (hist types every slice as
+    ``Hist | float``: the float is what a slice of single bins gives)."""
+    if not isinstance(obj, hist.Hist):
+        raise TypeError(f"expected a histogram, got the bin content {obj!r}")
+    return obj
+
+
+def _errors(h: hist.Hist) -> np.ndarray:
+    """√variance of every bin (Σw² for Weight storage, counts for unweighted Double)."""
+    variances = h.variances()
+    if variances is None:  # Double storage filled with weights: variances unknown
+        raise ValueError(f"histogram {h.name or h.axes[0].name!r} has no variances to draw")
+    return np.sqrt(variances)
 
 
 def _steps(edges: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -208,13 +233,12 @@ def keep_clear(
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
-    renderer = ax.figure.canvas.get_renderer()
     bottom, top = ax.get_ylim()
     need = top
     for box in boxes:
         if box is None:
             continue
-        bb = box.get_window_extent(renderer).transformed(ax.transAxes.inverted())
+        bb = box.get_window_extent().transformed(ax.transAxes.inverted())
         corners = ax.transAxes.transform([(bb.x0, 0.0), (bb.x1, 0.0)])
         x0, x1 = sorted(ax.transData.inverted().transform(corners)[:, 0])
         under = (x >= x0) & (x <= x1)
@@ -289,12 +313,14 @@ def ratio_points(
     centers = 0.5 * (edges[1:] + edges[:-1])
     lo, hi = limits
     inside = np.isfinite(r) & (r >= lo) & (r <= hi)
-    rax.errorbar(
-        centers[inside],
-        r[inside],
-        yerr=err[inside],
-        fmt="o",
+    hep.histplot(
+        np.where(inside, r, np.nan),
+        edges,
+        yerr=np.where(inside, err, 0.0),
+        ax=rax,
+        histtype="errorbar",
         color=color,
+        marker="o",
         markersize=markersize,
         label=label,
     )
@@ -411,7 +437,9 @@ def null_figure(booked: BookedResult) -> plt.Figure | None:
         header(ax, _result_text(booked), warnings)
         handles, labels = ax.get_legend_handles_labels()
         # the legend away from t_obs: its line would cross it
-        loc = "upper left" if t_obs > 0.5 * (edges[0] + edges[-1]) else "upper right"
+        loc: Literal["upper left", "upper right"] = (
+            "upper left" if t_obs > 0.5 * (edges[0] + edges[-1]) else "upper right"
+        )
         legend = ax.legend(
             handles + [h for h, _ in extra], labels + [t for _, t in extra], loc=loc,
             fontsize="x-small",
@@ -441,8 +469,8 @@ def fit_figures(booked: BookedResult) -> dict[str, plt.Figure]:
             )
             xs, ys = [], []
             for g, color in (("A", "C0"), ("B", "C3")):
-                values = data[g, :].values() * scale
-                err = np.sqrt(data[g, :].variances()) * scale
+                values = _hist(data[g, :]).values() * scale
+                err = _errors(_hist(data[g, :])) * scale
                 hep.histplot(
                     values,
                     edges,
@@ -456,7 +484,7 @@ def fit_figures(booked: BookedResult) -> dict[str, plt.Figure]:
                 xs.append(x)
                 ys.append(y)
                 if fit is not None:
-                    fitted = fit[g, :].values() * scale
+                    fitted = _hist(fit[g, :]).values() * scale
                     hep.histplot(fitted, edges, ax=ax, color=color, label=f"fitted $n_{g}$")
                     x, y = _steps(edges, fitted)
                     xs.append(x)
@@ -467,18 +495,13 @@ def fit_figures(booked: BookedResult) -> dict[str, plt.Figure]:
             experiment_label(ax, lumi)
             header(ax, _result_text(booked), [note])
             legend = ax.legend(loc="upper right", fontsize="x-small")
-            r, err = _ratio(
-                data["A", :].values(),
-                data["B", :].values(),
-                data["A", :].variances(),
-                data["B", :].variances(),
-            )
+            r, err = _ratio(_hist(data["A", :]), _hist(data["B", :]))
             limits = ratio_limits(r)
             ratio_points(rax, edges, r, err, limits, label="A / B")
             if fit is not None:
                 # the learned n_A/n_B projected on this feature: ratio of the fitted histograms
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    learned = fit["A", :].values() / fit["B", :].values()
+                    learned = _hist(fit["A", :]).values() / _hist(fit["B", :]).values()
                 rax.stairs(
                     np.nan_to_num(learned, nan=1.0),
                     edges,
@@ -491,7 +514,7 @@ def fit_figures(booked: BookedResult) -> dict[str, plt.Figure]:
             if funcs is not None and len(booked.features) == 1:
                 rax.plot(
                     funcs.axes[1].centers,
-                    np.exp(funcs["log_ratio", :].values()),
+                    np.exp(_hist(funcs["log_ratio", :]).values()),
                     color="C2",
                     lw=1,
                     ls="--",
@@ -685,11 +708,11 @@ def _project(
     h: hist.Hist, datasets: Sequence[str], category: str, variation: str, lepton: str
 ) -> hist.Hist:
     """Sum over ``datasets`` of one category and variation (and lepton, where split)."""
-    sel: dict[str, object] = {"category": category, "variation": variation}
+    sel: dict[int | str, str] = {"category": category, "variation": variation}
     if "lepton" in h.axes.name:
         sel["lepton"] = lepton
-    h = h[sel]
-    parts = [h[{"dataset": d}] for d in datasets if d in h.axes["dataset"]]
+    h = _hist(h[sel])
+    parts = [_hist(h[{"dataset": d}]) for d in datasets if d in h.axes["dataset"]]
     if not parts:
         raise KeyError(f"none of the datasets {list(datasets)} is in the histograms")
     total = parts[0]
@@ -779,7 +802,7 @@ def kinematics_figures(
             # one grid, len(heights) rows per observable: constrained layout leaves room
             # for every x label (mplhep labels cannot live in subfigures)
             grid = fig.add_gridspec(len(heights) * nrows, ncols, height_ratios=heights * nrows)
-            clear: list[tuple[plt.Axes, Artist, np.ndarray, np.ndarray]] = []
+            clear: list[tuple[plt.Axes, Legend, np.ndarray, np.ndarray]] = []
             for k, (name, lepton) in enumerate(panels):
                 row, col = len(heights) * (k // ncols), k % ncols
                 ax = fig.add_subplot(grid[row, col])
@@ -793,15 +816,15 @@ def kinematics_figures(
                 hs = [_project(h, datasets, c, variation, lepton) for c in categories]
                 noms = [_project(h, datasets, c, "nominal", lepton) for c in categories]
                 if hs[0].axes[0].size >= 50:  # 100 bins are too fine for a ratio panel
-                    hs = [x[:: hist.rebin(2)] for x in hs]
-                    noms = [x[:: hist.rebin(2)] for x in noms]
+                    hs = [_hist(x[:: hist.rebin(2)]) for x in hs]
+                    noms = [_hist(x[:: hist.rebin(2)]) for x in noms]
                 edges = hs[0].axes[0].edges
                 xlabel = _x_label(h, lepton, "lepton" in h.axes.name)
                 scale, ylabel = _per_width(edges, xlabel)
                 xs, ys = [], []
                 for hc, nom, c, color in zip(hs, noms, categories, ("C0", "C3")):
                     values = hc.values() * scale
-                    err = np.sqrt(hc.variances()) * scale
+                    err = _errors(hc) * scale
                     hep.histplot(
                         values, edges, yerr=err, ax=ax, histtype="errorbar", color=color,
                         label=c, markersize=3,
@@ -823,9 +846,7 @@ def kinematics_figures(
                 experiment_label(ax, lumi, fontsize=13)
                 legend = ax.legend(fontsize="x-small", loc="upper right", ncol=2 if compare else 1)
                 clear.append((ax, legend, np.concatenate(xs), np.concatenate(ys)))
-                r, err = _ratio(
-                    hs[0].values(), hs[1].values(), hs[0].variances(), hs[1].variances()
-                )
+                r, err = _ratio(hs[0], hs[1])
                 ratio_points(rax, edges, r, err, KINEMATICS_RATIO_RANGE, markersize=3)
                 rax.axhline(1.0, color="grey", lw=1)
                 rax.set_ylabel(f"{categories[0]}/{categories[1]}", fontsize="x-small")
@@ -969,8 +990,8 @@ def plot_sensitivity(
                 label=f"median Z, 16-84%{tag(lumi)}",
             )
             ends += [*zid, *zq[:, 2]]
-        top = np.array(ends)
-        top = float(np.max(top[np.isfinite(top)])) * 1.1
+        reach = np.array(ends)
+        top = float(np.max(reach[np.isfinite(reach)])) * 1.1
         ax.plot([0, top], [0, top], "k:", label=r"$Z = Z_{id}$")
         ax.set_xlim(0, top)
         ax.set_ylim(0, top)

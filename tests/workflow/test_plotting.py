@@ -333,6 +333,19 @@ def test_ratio_points_beyond_the_range_become_triangles_on_its_edge():
     assert rax.get_ylim() == (0.5, 1.5)
 
 
+def test_ratio_of_weighted_histograms_by_hand():
+    """mplhep's ratio with both uncertainties: bin 0 has A = 1 + 2 (Σw² = 5) over
+    B = 2 (Σw² = 4); bin 1 is A alone (+inf: a triangle), bin 2 empty (NaN), bin 3 B alone."""
+    a, b = (hist.Hist(hist.axis.Regular(4, 0, 4), storage=hist.storage.Weight()) for _ in "ab")
+    a.fill([0.5, 0.5, 1.5], weight=[1.0, 2.0, 1.0])
+    b.fill([0.5, 3.5], weight=[2.0, 3.0])
+    r, err = plotting._ratio(a, b)
+    np.testing.assert_allclose(r[[0, 3]], [1.5, 0.0])
+    assert np.isposinf(r[1]) and np.isnan(r[2])
+    # σ² = var_A / B² + var_B A² / B⁴ = 5/4 + 4 · 9/16
+    np.testing.assert_allclose(err, [np.sqrt(5 / 4 + 4 * 9 / 16), 0.0, 0.0, 0.0])
+
+
 def test_keep_clear_lifts_the_data_below_the_legend():
     fig, ax = plt.subplots(figsize=(6, 4))
     x = np.linspace(0, 10, 50)

@@ -2,8 +2,8 @@
 
 The histograms of a result (``hists.json``: ``dict[str, hist.Hist]`` in the UHI JSON
 serialisation, :func:`write_hists` / :func:`read_hists`; JSON, so reading someone else's
-result cannot run code, as unpickling would; a processor output also has them as ROOT
-histograms, ``hists.root``, :func:`write_hists_root`):
+result cannot run code, as unpickling would; result and processor directories also
+have them as ROOT histograms, ``hists.root``, :func:`write_hists_root`):
 
 ``null_t``
     t of the null replicas (permutations or toys); diverged fits land in the overflow.
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
 RUN_JSON = "run.json"
 HISTS_JSON = "hists.json"
-#: the same histograms as ROOT TH1/TH2 (uproot), one per combination of categories
+#: the same histograms as ROOT TH1/TH2/TProfile (uproot), one per combination of categories
 HISTS_ROOT = "hists.root"
 #: where earlier versions pickled their histograms (never read: unpickling runs code)
 _HISTS_PICKLE = "hists.pkl"
@@ -246,12 +246,19 @@ def write_hists(directory: str | os.PathLike[str], hists: dict[str, hist.Hist]) 
 
 
 def write_hists_root(directory: str | os.PathLike[str], hists: dict[str, hist.Hist]) -> Path:
-    """Write ``directory/hists.root`` (atomically): every histogram as ROOT TH1/TH2.
+    """Write ``directory/hists.root`` (atomically): every histogram as ROOT TH1/TH2/TProfile.
 
     ROOT histograms have no category axes, so each combination of a histogram's
     category values is one object, named by the histogram and the values in axis
-    order, ``m_coll/<dataset>/<category>/<variation>`` for the processor's (sums of
-    weights and of squared weights; under- and overflow kept).
+    order: ``m_coll/<dataset>/<category>/<variation>`` for the processor's,
+    ``samples/<feature>/A`` for a result's. Under- and overflow are kept.
+
+    * ``Weight`` storage: TH1D/TH2D with the sums of weights and of squared weights.
+    * ``Double`` storage (``null_t``, ``functions``): TH1D/TH2D without sums of squared
+      weights (ROOT then takes √content as the error).
+    * ``Mean`` storage (the profiles ``delta/<feature>``): TProfile with each bin's mean
+      and sum of weights (``fBinEntries``) and Σ w·y². The storage keeps no Σ w², so
+      ``fBinSumw2`` is Σ w: ROOT's errors on these profiles count the weights as events.
     """
     import itertools
 
@@ -363,7 +370,9 @@ def write_result(
     directory = Path(directory)
     (directory / RUN_JSON).unlink(missing_ok=True)
     result.save(directory)
-    write_hists(directory, book_result(result, a, b))
+    hists = book_result(result, a, b)
+    write_hists(directory, hists)
+    write_hists_root(directory, hists)
     # run.json last: its presence means the directory is complete
     write_json(
         directory / RUN_JSON, summary(result, cfg, timing, a, b, diagnostics, reweighting, notes)

@@ -2,7 +2,8 @@
 
 All momenta and masses are in GeV. The functions take flat (one entry per event)
 numpy or awkward arrays, so they serve the processor (awkward) and the tests
-(numpy) alike.
+(numpy) alike. Angles and masses come from ``vector`` momenta of the leptons
+(``deltaphi``, ``deltaeta``, ``mass``; Δφ wrapped into [−π, π)).
 
 Collinear mass
 --------------
@@ -65,13 +66,23 @@ EMU_COLUMNS: tuple[str, ...] = (
 CollinearForm = Literal["atlas", "cms"]
 
 
+def _directions(phi: Any) -> Any:
+    """Unit transverse vectors at azimuths ``phi`` (scalar, numpy or awkward)."""
+    if isinstance(phi, ak.Array):
+        return vector.zip({"rho": ak.ones_like(phi), "phi": phi})
+    phi = np.asarray(phi, dtype=np.float64)
+    if phi.ndim == 0:
+        return vector.obj(rho=1.0, phi=float(phi))
+    return vector.array({"rho": np.ones_like(phi), "phi": phi})
+
+
 def delta_phi(phi1: Any, phi2: Any) -> Any:
-    """φ1 − φ2 wrapped into [−π, π).
+    """φ1 − φ2 wrapped into [−π, π) (``vector``'s ``deltaphi`` of the two directions).
 
     >>> round(float(delta_phi(3.0, -3.0)), 6)  # 6 − 2π: across the ±π boundary
     -0.283185
     """
-    return (phi1 - phi2 + np.pi) % (2 * np.pi) - np.pi
+    return _directions(phi1).deltaphi(_directions(phi2))
 
 
 class Kinematics(NamedTuple):
@@ -90,17 +101,28 @@ class Kinematics(NamedTuple):
         )
 
 
-def momenta(pt: Any, eta: Any, phi: Any, mass: Any) -> Any:
-    """``vector`` four-vectors from pt, eta, phi, mass (awkward or numpy arrays)."""
-    if any(isinstance(x, ak.Array) for x in (pt, eta, phi, mass)):
-        return vector.zip({"pt": pt, "eta": eta, "phi": phi, "mass": mass})
-    coords = {"pt": pt, "eta": eta, "phi": phi, "mass": mass}
+def momenta(pt: Any, eta: Any, phi: Any, mass: Any | None = None) -> Any:
+    """``vector`` momenta from pt, eta, phi and mass (awkward or numpy arrays): four-vectors,
+    or three-vectors without ``mass`` (enough for Δη, Δφ and ΔR)."""
+    coords = {"pt": pt, "eta": eta, "phi": phi}
+    if mass is not None:
+        coords["mass"] = mass
+    if any(isinstance(x, ak.Array) for x in coords.values()):
+        return vector.zip(coords)
     return vector.array({k: np.asarray(v, dtype=np.float64) for k, v in coords.items()})
 
 
+def _momenta_of(obj: Any) -> Any:
+    """``obj`` as ``vector`` momenta: as it is if it already is one, else from its pt, eta,
+    phi (and mass, where it has one) fields."""
+    if isinstance(obj, vector.Vector):
+        return obj
+    return momenta(obj.pt, obj.eta, obj.phi, getattr(obj, "mass", None))
+
+
 def invariant_mass(a: Any, b: Any) -> Any:
-    """Invariant mass of two objects with pt, eta, phi, mass fields."""
-    return (momenta(a.pt, a.eta, a.phi, a.mass) + momenta(b.pt, b.eta, b.phi, b.mass)).mass
+    """Invariant mass of two objects with pt, eta, phi, mass fields (or ``vector`` momenta)."""
+    return (_momenta_of(a) + _momenta_of(b)).mass
 
 
 def by_role(electron: Any, muon: Any) -> tuple[Kinematics, Kinematics]:
@@ -128,15 +150,15 @@ def collinear_mass(
         ``"atlas"``: sqrt(2 pT(ℓ_H) (pT(ℓ_τ) + MET) (cosh Δη − cos Δφ)) (module docstring);
         ``"cms"``: m_vis / sqrt(x) with MET projected on ℓ_τ.
     """
+    if form not in ("atlas", "cms"):
+        raise ValueError(f"collinear mass form must be 'atlas' or 'cms', got {form!r}")
+    lead, sublead = _momenta_of(lead), _momenta_of(sublead)
     if form == "atlas":
-        dphi = delta_phi(lead.phi, sublead.phi)
-        deta = lead.eta - sublead.eta
+        deta, dphi = lead.deltaeta(sublead), lead.deltaphi(sublead)
         return np.sqrt(2 * lead.pt * (sublead.pt + met_pt) * (np.cosh(deta) - np.cos(dphi)))
-    if form == "cms":
-        met_along = np.maximum(met_pt * np.cos(delta_phi(met_phi, sublead.phi)), 0.0)
-        x = sublead.pt / (sublead.pt + met_along)
-        return invariant_mass(lead, sublead) / np.sqrt(x)
-    raise ValueError(f"collinear mass form must be 'atlas' or 'cms', got {form!r}")
+    met_along = np.maximum(met_pt * np.cos(delta_phi(met_phi, sublead.phi)), 0.0)
+    x = sublead.pt / (sublead.pt + met_along)
+    return invariant_mass(lead, sublead) / np.sqrt(x)
 
 
 def emu_features(
@@ -156,17 +178,21 @@ def emu_features(
     """
     lead, sublead = by_role(electron, muon)
     e, mu = Kinematics.of(electron), Kinematics.of(muon)
+    # m_coll and Δφ from the leptons by role, m_ll from them by flavour: vector adds two
+    # momenta in polar coordinates, not symmetrically in the terms, and e + μ is the same
+    # bit for bit whichever of them leads
+    p_lead, p_sublead = momenta(*lead), momenta(*sublead)
     met_pt = np.asarray(ak.to_numpy(met_pt), dtype=np.float64)
     met_phi = np.asarray(ak.to_numpy(met_phi), dtype=np.float64)
     cols = {
-        "m_coll": collinear_mass(lead, sublead, met_pt, met_phi, form),
+        "m_coll": collinear_mass(p_lead, p_sublead, met_pt, met_phi, form),
         "pt_lead": lead.pt,
         "eta_lead": lead.eta,
         "phi_lead": lead.phi,
         "pt_sublead": sublead.pt,
         "eta_sublead": sublead.eta,
         "phi_sublead": sublead.phi,
-        "dphi": np.abs(delta_phi(lead.phi, sublead.phi)),
+        "dphi": np.abs(p_lead.deltaphi(p_sublead)),
         "m_ll": invariant_mass(e, mu),
         "met": met_pt,
         "met_phi": met_phi,

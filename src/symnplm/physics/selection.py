@@ -39,7 +39,7 @@ from typing import Any, Literal
 import awkward as ak
 import numpy as np
 
-from symnplm.physics.kinematics import delta_phi
+from symnplm.physics.kinematics import momenta
 
 ChargeMode = Literal["opposite", "same"]
 
@@ -280,17 +280,20 @@ def jet_multiplicities(
     lepton in ``leptons``.
 
     ``jets`` is jagged (pt, eta, phi and, for ``n_bjets``, ``cuts.btag_field``); each
-    entry of ``leptons`` has one lepton per event. Without the b-tag field ``n_bjets``
-    is -1 (unknown), as ``n_jets`` is for inputs without jets.
+    entry of ``leptons`` has one lepton (pt, eta, phi) per event; ΔR is ``vector``'s
+    ``deltaR``. Without the b-tag field ``n_bjets`` is -1 (unknown), as ``n_jets`` is for
+    inputs without jets.
     """
     # on the flat jet content: one numpy pass instead of jagged broadcasting per cut
     counts = ak.to_numpy(ak.num(jets, axis=1))
-    pt, eta, phi = (ak.to_numpy(ak.flatten(jets[f], axis=1)) for f in ("pt", "eta", "phi"))
+    coords = ("pt", "eta", "phi")
+    pt, eta, phi = (ak.to_numpy(ak.flatten(jets[f], axis=1)) for f in coords)
     keep = (pt > cuts.pt_min) & (np.abs(eta) < cuts.abseta_max)
+    jet_p = momenta(pt, eta, phi)
     for lep in leptons:
-        lep_eta = np.repeat(ak.to_numpy(lep.eta), counts)
-        lep_phi = np.repeat(ak.to_numpy(lep.phi), counts)
-        keep &= np.hypot(eta - lep_eta, delta_phi(phi, lep_phi)) > cuts.lepton_dr_min
+        # the lepton of each jet's event, repeated along that event's jets
+        lep_p = momenta(*(np.repeat(ak.to_numpy(getattr(lep, f)), counts) for f in coords))
+        keep &= jet_p.deltaR(lep_p) > cuts.lepton_dr_min
     event = np.repeat(np.arange(len(counts)), counts)
 
     def per_event(jet_mask: np.ndarray) -> np.ndarray:
