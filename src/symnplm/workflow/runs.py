@@ -16,6 +16,7 @@ Result directory (``cfg.output``)::
     config.yaml          the run description (``symnplm test --config`` reruns it)
     result.json, arrays.npz   the CalibrationResult (fitted parameters, null t values)
     hists.json           hist objects (see symnplm.io.booking)
+    hists.root           the same histograms as ROOT TH1D/TH2D/TProfile (uproot)
     campaign/            one file per finished batch of null replicas
 """
 
