@@ -1,12 +1,13 @@
 """MkDocs hook: the run-file schema, generated from ``symnplm.workflow.config``.
 
 A page holding the line ``<!-- symnplm-run-schema -->`` gets, in its place, one table
-per dataclass of the run description (:class:`RunConfig` and the tables it holds): every
-key with the type the validator accepts, its default, the ``symnplm test`` flag that
-overrides it and its description. Descriptions come from the ``Attributes`` section
-of ``RunConfig``'s docstring and, for the keys of the sub-tables, from the help of the
-flag that sets the key (``symnplm.cli.test.FLAG_KEYS``). A key that has neither is
-reported as a warning, which ``mkdocs build --strict`` turns into an error.
+per pydantic dataclass of the run description (:class:`RunConfig` and the tables it
+holds): every key with the type the validator accepts, its default, the ``symnplm test``
+flag that overrides it and its description. Descriptions come from the ``Attributes``
+section of ``RunConfig``'s docstring, from the field's ``description`` in the JSON schema
+of the table (``Field(description=...)``) and, for the other keys of the sub-tables,
+from the help of the flag that sets the key (``symnplm.cli.test.FLAG_KEYS``). A key that
+has none is reported as a warning, which ``mkdocs build --strict`` turns into an error.
 """
 
 from __future__ import annotations
@@ -21,29 +22,15 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import PydanticUndefined
+
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "<!-- symnplm-run-schema -->"
 log = logging.getLogger("mkdocs.hooks.run_schema")
 
-#: keys whose flag has no help text, or is one flag with a compound value
-#: (``--calibration METHOD:N``)
-EXTRA = {
-    "statistic.method": (
-        "--statistic",
-        "the test statistic: `symmetrized` t_{A+B}(A+B), `nplm` t_B(A), `crossentropy` t^δ, "
-        "`binned` (see Statistics)",
-    ),
-    "statistic.dtype": ("--dtype", "working precision of the network evaluation"),
-    "calibration.method": (
-        "--calibration",
-        "`asymptotic` (χ² with the statistic's dof), `permutations` or `toys`; "
-        "`--calibration METHOD:N` sets it with `calibration.n`",
-    ),
-    "calibration.n": (
-        "--calibration",
-        "number of null replicas (permutations or toys); required by both",
-    ),
-}
+#: keys set by one flag with a compound value (``--calibration METHOD:N``); their
+#: descriptions are the fields' own
+EXTRA = {"calibration.method": ("--calibration", ""), "calibration.n": ("--calibration", "")}
 
 
 def _import_from_checkout() -> None:
@@ -116,12 +103,17 @@ def _yaml(value: Any) -> str:
     return text.removesuffix("...").strip()
 
 
-def _default(field: dataclasses.Field[Any]) -> Any:
-    if field.default is not dataclasses.MISSING:
-        return field.default
-    if field.default_factory is not dataclasses.MISSING:
-        return field.default_factory()
-    return dataclasses.MISSING
+def descriptions(cls: type) -> dict[str, str]:
+    """Key -> ``description`` of the JSON schema of the table ``cls``."""
+    from pydantic import TypeAdapter
+
+    properties = TypeAdapter(cls).json_schema()["properties"]
+    return {k: p["description"] for k, p in properties.items() if "description" in p}
+
+
+def _default(cls: type, name: str) -> Any:
+    default = cls.__pydantic_fields__[name].get_default(call_default_factory=True)
+    return dataclasses.MISSING if default is PydanticUndefined else default
 
 
 def _default_cell(value: Any) -> str:
@@ -148,11 +140,12 @@ def table(cls: type, prefix: str, docs: dict[str, str], flags: dict[str, tuple[s
     from symnplm.workflow import config
 
     hints = typing.get_type_hints(cls)
+    described = descriptions(cls)
     rows = ["| key | type | default | flag | description |", "| --- | --- | --- | --- | --- |"]
     for f in dataclasses.fields(cls):
         key = prefix + f.name
         flag, text = flags.get(key, ("", ""))
-        text = docs.get(f.name) or text
+        text = docs.get(f.name) or described.get(f.name) or text
         sub = _table_of(hints[f.name])
         if not text and sub is not None:
             text = summary(sub).split("\n\n")[0]
@@ -161,9 +154,9 @@ def table(cls: type, prefix: str, docs: dict[str, str], flags: dict[str, tuple[s
         if sub is not None:
             kind = f"[{sub.__name__}](#{sub.__name__.lower()})"
         else:
-            kind = f"`{config._type_name(hints[f.name])}`"
+            kind = f"`{config.type_name(hints[f.name])}`"
         flag_cell = f"`{flag}`" if flag else ""
-        default = _default_cell(_default(f))
+        default = _default_cell(_default(cls, f.name))
         rows.append(f"| `{key}` | {kind} | {default} | {flag_cell} | {_escape(text)} |")
     return "\n".join(rows)
 

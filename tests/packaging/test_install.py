@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: what a core-only install lacks (the hep, plot, dask, generate extras and the CLI's)
 OPTIONAL = (
     "awkward uproot vector coffea correctionlib pyarrow hist uhi matplotlib mplhep "
-    "dask distributed numba yaml rich pythia8mc"
+    "dask distributed numba yaml rich pydantic pythia8mc"
 ).split()
 
 _BLOCKER = textwrap.dedent(

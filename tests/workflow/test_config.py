@@ -220,3 +220,110 @@ def test_real_samples_are_calibrated_by_permutations_unless_told():
     told = from_dict({"input": "processed", "calibration": {"method": "asymptotic"}})
     assert told.calibration.method == "asymptotic"
     assert from_dict({"a": {"path": "a.parquet"}, "b": {"path": "b.parquet"}}).calibration.n == 100
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "kind"),
+    [("list.yaml", "- seed: 1\n- seed: 2\n", "list"), ("number.yml", "5\n", "int")],
+)
+def test_a_file_that_is_not_a_mapping_is_one_line_naming_it(tmp_path, capsys, name, text, kind):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(C.ConfigError, match=f"{re.escape(str(path))}: .*mapping.*got a {kind}"):
+        C.read_dict(path)
+    assert main(["test", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert str(path) in err and "mapping of keys" in err
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        # YAML's quoted "false" and a number are not booleans
+        ({"map_uncertainty": "false"}, "map_uncertainty: expected bool, got 'false'"),
+        ({"map_uncertainty": 0}, "map_uncertainty: expected bool, got 0"),
+        # numbers are not strings, booleans are not numbers, floats are not integers
+        ({"input": 1}, "input: expected str | null, got 1"),
+        ({"a": {"datasets": ["ttbar", 2]}}, "a.datasets[1]: expected str, got 2"),
+        ({"statistic": {"device": 0}}, "statistic.device: expected str, got 0"),
+        ({"toy": {"n_a": True}}, "toy.n_a: expected float, got True"),
+        ({"calibration": {"n": 10.0}}, "calibration.n: expected int | null, got 10.0"),
+        ({"scale": {1: 0.5}}, "scale key: expected str, got 1"),
+        # a list holding a bad item names the item, not the union of list and str
+        ({"features": ["m_coll", 3]}, "features[1]: expected str, got 3"),
+        ({"features": 3}, "features: expected list[str] | str | null, got 3"),
+    ],
+)
+def test_values_are_not_coerced(data, message):
+    with pytest.raises(C.ConfigError) as err:
+        C.from_dict(data)
+    assert str(err.value) == message
+
+
+def test_several_unknown_keys_are_one_line():
+    with pytest.raises(C.ConfigError) as err:
+        C.from_dict({"statistic": {"methd": "nplm", "bins": 3, "epoch": 2}})  # codespell:ignore
+    line = str(err.value)
+    assert "\n" not in line
+    assert line.startswith("statistic.epoch: unknown key (also ['methd']); allowed keys in ")
+    assert "'max_iter'" in line
+
+
+def test_configs_built_in_python_are_validated_too():
+    """RunConfig(...) and dataclasses.replace (as the workflows build runs) check like files."""
+    import dataclasses
+
+    with pytest.raises(C.ConfigError, match=r"^seed: expected int, got '1'$"):
+        C.RunConfig(seed="1")
+    with pytest.raises(C.ConfigError, match=r"^statistic\.bins: must be >= 1, got 0$"):
+        C.RunConfig(statistic={"bins": 0})
+    cfg = C.RunConfig(input="processed")
+    with pytest.raises(C.ConfigError, match=r"^nuisances: 'norm' scales A and B alike"):
+        dataclasses.replace(cfg, nuisances=["norm"])
+    with pytest.raises(C.ConfigError, match=r"^luminosity_fb: must be a positive number"):
+        dataclasses.replace(cfg, luminosity_fb=-1.0)
+    # a side given without a category gets its default, a given side is not modified
+    a = C.SampleSpec(variation="muon_scale_up1")
+    assert C.RunConfig(input="p", a=a).a.category == "emu" and a.category is None
+
+
+def test_every_key_round_trips_through_to_dict():
+    data = {
+        "input": "out",
+        "a": {"path": None, "datasets": ["ttbar", "ww"], "category": "ep_mum", "variation": "v1"},
+        "b": {"path": None, "datasets": None, "category": "em_mup", "variation": "nominal"},
+        "features": ["m_coll", "met"],
+        "scale": {"m_coll": 0.5, "met": 2.0},
+        "luminosity_fb": 12.5,
+        "unweight": "thin",
+        "inject": {"branching_ratio": 0.01, "datasets": ["ggh_htaue"]},
+        "diagnostics": ["m_coll", "eta_lead:eta_sublead"],
+        "map_uncertainty": False,
+        "nuisances": ["muon_scale", "efficiency"],
+        "toy": {"n_a": 300.0, "n_b": 400.0, "signal": "S2", "n_signal": 12.0},
+        "statistic": {
+            "method": "symmetrized",
+            "architecture": [2, 3, 1],
+            "optimizer": "adam",
+            "epochs": 50,
+            "max_iter": 7,
+            "bins": 9,
+            "clip": 9.0,
+            "record_every": 5,
+            "dtype": "float64",
+            "device": "cpu",
+        },
+        "calibration": {
+            "method": "toys",
+            "n": 30,
+            "batch_size": 10,
+            "workers": 2,
+            "scheduler": "tcp://host:8786",
+        },
+        "seed": 11,
+        "output": "res",
+    }
+    cfg = C.from_dict(data)
+    assert cfg.to_dict() == data  # every key was read, none was changed
+    assert C.from_dict(cfg.to_dict()) == cfg

@@ -132,6 +132,10 @@ def test_cli_scan_writes_table_hists_and_figure(tmp_path, processed, capsys):
         ({"statistics": {"s": {"method": "magic"}}}, "statistics.s.method"),
         ({"observables": {"o": ["m_coll", "m_coll"]}}, "observables.o: a column is listed twice"),
         ({"calibration": {"permutations": 0}}, "calibration.permutations: must be >= 1"),
+        ({"calibration": {"workers": True}}, "calibration.workers: expected int, got True"),
+        ({"statistics": {"s": {"bins": 0}}}, "statistics.s.bins: must be >= 1, got 0"),
+        ({"statistics": {"s": {"bin": 3}}}, r"statistics.s.bin: unknown key; .* in statistics.s:"),
+        ({"observables": {"o": 5}}, r"observables.o: expected list\[str\] \| str, got 5"),
     ],
 )
 def test_invalid_scan_files_name_the_key(tmp_path, processed, capsys, changes, message):
@@ -157,6 +161,10 @@ def test_load_scan_reports_the_file(tmp_path):
     bad.write_text('input = "x"\n[regions.a]\nn_jets = "zero"\n')
     with pytest.raises(ConfigError, match=r"s.toml: regions.a.n_jets: expected"):
         load_scan(bad)
+    listed = tmp_path / "s.yaml"
+    listed.write_text("- regions: {}\n")
+    with pytest.raises(ConfigError, match=r"s.yaml: expected a mapping of keys at the top level"):
+        load_scan(listed)
 
 
 @pytest.mark.slow

@@ -50,6 +50,7 @@ OPTIONAL_MODULES: dict[str, str] = {
         "all",
     ),
     **dict.fromkeys(("matplotlib", "mplhep", "dask", "distributed", "yaml", "rich"), "all"),
+    **dict.fromkeys(("pydantic", "pydantic_core", "tomli"), "all"),
     **dict.fromkeys(("pythia8mc", "numba"), "generate"),
 }
 

@@ -1,10 +1,11 @@
 """Run descriptions: one two-sample test with its inputs, statistic and calibration.
 
-A run is a tree of dataclasses (:class:`RunConfig`) that can be written as YAML or
-TOML and is validated strictly: an unknown key or a value of the wrong type is an
-error naming the file and the dotted key (``statistic.architecture``), so a typo
-never silently falls back to a default. Command-line flags of ``symnplm test``
-override the file key by key (:func:`merge`).
+A run is a tree of pydantic dataclasses (:class:`RunConfig`) that can be written as
+YAML or TOML and is validated strictly: an unknown key or a value of the wrong type is
+an error naming the file and the dotted key (``statistic.architecture``), so a typo
+never silently falls back to a default. Types are not coerced (``"false"`` is not a
+boolean, ``1`` not a string, ``true`` not a number), except that an integer is a float.
+Command-line flags of ``symnplm test`` override the file key by key (:func:`merge`).
 
 Example (YAML)::
 
@@ -21,16 +22,57 @@ Example (YAML)::
 from __future__ import annotations
 
 import dataclasses
-import math
+import functools
 import os
+import sys
 import types
 import typing
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
+
+from pydantic import (
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass
+from typing_extensions import dataclass_transform
 
 from symnplm.exceptions import ConfigError
 from symnplm.physics.kinematics import TWO_BODY_FEATURES
+
+__all__ = [
+    "DEFAULT_PERMUTATIONS",
+    "FEATURE_SETS",
+    "GEV_COLUMNS",
+    "CalibrationSpec",
+    "Count",
+    "InjectionSpec",
+    "NonNegative",
+    "Positive",
+    "RunConfig",
+    "SampleSpec",
+    "StatisticSpec",
+    "ToySpec",
+    "default_sides",
+    "dump_yaml",
+    "error_line",
+    "from_dict",
+    "from_mapping",
+    "load",
+    "merge",
+    "read_dict",
+    "type_name",
+    "validated",
+]
 
 #: feature-set aliases accepted by ``features``
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
@@ -51,8 +93,40 @@ GEV_COLUMNS: tuple[str, ...] = (
     "pt_mu",
 )
 
+#: a number of things (replicas, workers, bins, iterations): an integer >= 1
+Count = Annotated[StrictInt, Field(ge=1)]
+#: a finite number > 0 (an integer is accepted)
+Positive = Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)]
+#: a finite number >= 0
+NonNegative = Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)]
 
-@dataclass
+_T = TypeVar("_T")
+
+
+@dataclass_transform(field_specifiers=(dataclasses.field, Field))
+def validated(cls: type[_T]) -> type[_T]:
+    """``cls`` as a pydantic dataclass of a run or scan file.
+
+    Unknown keys are errors. The scalar types are written strict (``StrictInt``, ...)
+    rather than the whole class: a strict pydantic dataclass refuses a mapping for a
+    nested table. Constructing one (also through :func:`dataclasses.replace`) raises
+    :class:`ConfigError` with one line naming the dotted key.
+    """
+    built = typing.cast("type[_T]", dataclass(config=ConfigDict(extra="forbid"))(cls))
+    init: Callable[..., None] = built.__init__
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except ValidationError as err:
+            raise ConfigError(error_line(built, err)) from None
+
+    setattr(built, "__init__", __init__)  # noqa: B010 - mypy refuses assigning a method
+    return built
+
+
+@validated
 class SampleSpec:
     """Where one of the two samples comes from.
 
@@ -61,23 +135,23 @@ class SampleSpec:
     ``datasets`` (default: every non-signal dataset) in ``category`` / ``variation``.
     """
 
-    path: str | None = None
-    datasets: list[str] | None = None
-    category: str | None = None
-    variation: str = "nominal"
+    path: StrictStr | None = None
+    datasets: list[StrictStr] | None = None
+    category: StrictStr | None = None
+    variation: StrictStr = "nominal"
 
 
-@dataclass
+@validated
 class ToySpec:
     """The toy model of 2401.09530 (Eq. 25, signals Eqs. 26–28), used without inputs."""
 
-    n_a: float = 2000.0
-    n_b: float = 2000.0
+    n_a: Positive = 2000.0
+    n_b: Positive = 2000.0
     signal: Literal["S1", "S2", "S3"] | None = None
-    n_signal: float = 0.0
+    n_signal: NonNegative = 0.0
 
 
-@dataclass
+@validated
 class InjectionSpec:
     """LFV signal added to both samples (it populates emu and mue differently).
 
@@ -85,11 +159,11 @@ class InjectionSpec:
     metadata (``lfv_branching_ratio``); its weights are rescaled to ``branching_ratio``.
     """
 
-    branching_ratio: float = 0.0
-    datasets: list[str] = field(default_factory=lambda: ["ggh_htaue", "vbfh_htaue"])
+    branching_ratio: NonNegative = 0.0
+    datasets: list[StrictStr] = field(default_factory=lambda: ["ggh_htaue", "vbfh_htaue"])
 
 
-@dataclass
+@validated
 class StatisticSpec:
     """The test statistic and its optimiser (see :mod:`symnplm.inference`).
 
@@ -97,24 +171,55 @@ class StatisticSpec:
     training history of Fig. 7).
     """
 
-    method: Literal["symmetrized", "nplm", "crossentropy", "binned"] = "symmetrized"
-    architecture: list[int] | None = None
+    method: Literal["symmetrized", "nplm", "crossentropy", "binned"] = Field(
+        default="symmetrized",
+        description="the test statistic: `symmetrized` t_{A+B}(A+B), `nplm` t_B(A), "
+        "`crossentropy` t^δ, `binned` (see Statistics)",
+    )
+    architecture: list[StrictInt] | None = None
     optimizer: Literal["adam", "newton"] = "newton"
-    epochs: int = 20_000
+    epochs: Count = 20_000
     # the engine's cap (symnplm.engine.fitting.NEWTON_MAX_ITER; config stays torch-free)
-    max_iter: int = 1000
-    bins: int = 20
-    clip: float | None = None
-    record_every: int = 100
-    dtype: Literal["float32", "float64"] = "float32"
-    device: str = "cpu"
+    max_iter: Count = 1000
+    bins: Count = 20
+    clip: StrictFloat | None = None
+    record_every: Count = 100
+    dtype: Literal["float32", "float64"] = Field(
+        default="float32", description="working precision of the network evaluation"
+    )
+    device: StrictStr = "cpu"
+
+    @model_validator(mode="after")
+    def _device_is_here(self) -> StatisticSpec:
+        """``device`` names a torch device present on this machine."""
+        if self.device == "cpu":
+            return self  # torch is not imported to validate a run file
+        import torch
+
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, ValueError):
+            raise ConfigError(
+                f"device: {self.device!r} is not a torch device (cpu, cuda, cuda:1, mps, …)"
+            ) from None
+        present = {
+            "cpu": 1,
+            "cuda": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+            "mps": int(torch.backends.mps.is_available()),
+        }.get(device.type, 0)
+        if present <= (device.index or 0):
+            raise ConfigError(
+                f"device: {self.device!r} is not available on this machine "
+                f"(torch {torch.__version__})"
+            )
+        return self
 
 
 #: permutations calibrating real samples when the run says nothing else
 DEFAULT_PERMUTATIONS = 100
 
 
-@dataclass
+@validated
 class CalibrationSpec:
     """How t becomes a p-value, and where the null replicas run.
 
@@ -130,14 +235,33 @@ class CalibrationSpec:
     """
 
     # None: permutations (DEFAULT_PERMUTATIONS) for real samples, asymptotic for toys
-    method: Literal["asymptotic", "permutations", "toys"] | None = None
-    n: int | None = None
-    batch_size: int | None = None
-    workers: int = 1
-    scheduler: str | None = None
+    method: Literal["asymptotic", "permutations", "toys"] | None = Field(
+        default=None,
+        description="`asymptotic` (χ² with the statistic's dof), `permutations` or `toys`; "
+        "`--calibration METHOD:N` sets it with `calibration.n`",
+    )
+    n: StrictInt | None = Field(
+        default=None, description="number of null replicas (permutations or toys); required by both"
+    )
+    batch_size: Count | None = None
+    workers: Count = 1
+    scheduler: StrictStr | None = None
 
 
-@dataclass
+def default_sides(a: SampleSpec, b: SampleSpec) -> tuple[SampleSpec, SampleSpec]:
+    """A and B with their default categories (emu, mue) where neither a category nor a
+    file is given (a side given only in part, a variation or datasets, keeps it)."""
+    if (a.path is None) != (b.path is None):
+        raise ConfigError("a.path and b.path: give both sample files, or neither")
+    return tuple(  # type: ignore[return-value]
+        dataclasses.replace(spec, category=category)
+        if spec.category is None and spec.path is None
+        else spec
+        for spec, category in ((a, "emu"), (b, "mue"))
+    )
+
+
+@validated
 class RunConfig:
     """One calibrated two-sample test.
 
@@ -185,34 +309,67 @@ class RunConfig:
         Result directory.
     """
 
-    input: str | None = None
+    input: StrictStr | None = None
     a: SampleSpec = field(default_factory=lambda: SampleSpec(category="emu"))
     b: SampleSpec = field(default_factory=lambda: SampleSpec(category="mue"))
-    features: list[str] | str | None = None
-    scale: dict[str, float] | None = None
-    luminosity_fb: float | None = None
+    features: list[StrictStr] | StrictStr | None = None
+    scale: dict[StrictStr, Positive] | None = None
+    luminosity_fb: Positive | None = None
     unweight: Literal["none", "thin"] = "none"
     inject: InjectionSpec | None = None
-    diagnostics: list[str] | None = None
-    map_uncertainty: bool = True
-    nuisances: list[str] = field(default_factory=list)
+    diagnostics: list[StrictStr] | None = None
+    map_uncertainty: StrictBool = True
+    nuisances: list[StrictStr] = field(default_factory=list)
     toy: ToySpec = field(default_factory=ToySpec)
     statistic: StatisticSpec = field(default_factory=StatisticSpec)
     calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
-    seed: int = 0
-    output: str | None = None
+    seed: StrictInt = 0
+    output: StrictStr | None = None
 
-    def __post_init__(self) -> None:
-        # a side given only in part (a variation, datasets) keeps its default category
-        for spec, category in ((self.a, "emu"), (self.b, "mue")):
-            if spec.category is None and spec.path is None:
-                spec.category = category
-        if self.calibration.method is None:  # see CalibrationSpec
+    @model_validator(mode="after")
+    def _defaults_and_cross_checks(self) -> RunConfig:
+        """Defaults that depend on other keys, and checks that types cannot express."""
+        self.a, self.b = default_sides(self.a, self.b)
+        cal = self.calibration
+        if cal.method is None:  # see CalibrationSpec
             real = self.source != "toy"
-            self.calibration.method = "permutations" if real else "asymptotic"
-            if real and self.calibration.n is None:
-                self.calibration.n = DEFAULT_PERMUTATIONS
-        _check_values(self)
+            self.calibration = dataclasses.replace(
+                cal,
+                method="permutations" if real else "asymptotic",
+                n=DEFAULT_PERMUTATIONS if real and cal.n is None else cal.n,
+            )
+        cal = self.calibration
+        if cal.method != "asymptotic" and (cal.n or 0) < 1:
+            raise ConfigError(
+                f"calibration.n: method {cal.method!r} needs a number of replicas >= 1, got {cal.n}"
+            )
+        names = self.feature_names
+        if not names:
+            raise ConfigError("features: at least one feature is needed")
+        twice = sorted({f for f in names if names.count(f) > 1})
+        if twice:
+            raise ConfigError(f"features: {twice} listed twice")
+        unknown = set(self.scale or {}) - set(names)
+        if unknown:
+            raise ConfigError(f"scale: {sorted(unknown)} are not among the features {names}")
+        if self.nuisances:
+            self._check_nuisances()
+        return self
+
+    def _check_nuisances(self) -> None:
+        if self.source != "processed":
+            raise ConfigError("nuisances: learned from processor output; give input")
+        if self.statistic.method != "symmetrized":
+            raise ConfigError(
+                f"nuisances: profiled by the symmetrized statistic, not {self.statistic.method!r}"
+            )
+        if len(set(self.nuisances)) != len(self.nuisances):
+            raise ConfigError(f"nuisances: listed twice in {self.nuisances}")
+        if "norm" in self.nuisances:
+            raise ConfigError(
+                "nuisances: 'norm' scales A and B alike, which the symmetrized test does not "
+                "see (its A/B ratio floats); leave it out"
+            )
 
     # -- derived ------------------------------------------------------------------------
     @property
@@ -241,199 +398,148 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-def _check_device(name: str) -> None:
-    """``statistic.device`` names a torch device present on this machine."""
-    import torch
-
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ConfigError(
-            f"statistic.device: {name!r} is not a torch device (cpu, cuda, cuda:1, mps, …)"
-        ) from None
-    present = {
-        "cpu": 1,
-        "cuda": torch.cuda.device_count() if torch.cuda.is_available() else 0,
-        "mps": int(torch.backends.mps.is_available()),
-    }.get(device.type, 0)
-    if present <= (device.index or 0):
-        raise ConfigError(
-            f"statistic.device: {name!r} is not available on this machine "
-            f"(torch {torch.__version__})"
-        )
-
-
-def _check_values(cfg: RunConfig) -> None:
-    """Cross-field checks that types alone cannot express."""
-    if cfg.statistic.device != "cpu":
-        _check_device(cfg.statistic.device)
-    if (cfg.a.path is None) != (cfg.b.path is None):
-        raise ConfigError("a.path and b.path: give both sample files, or neither")
-    if cfg.calibration.method != "asymptotic" and (cfg.calibration.n or 0) < 1:
-        raise ConfigError(
-            f"calibration.n: method {cfg.calibration.method!r} needs a number of replicas >= 1, "
-            f"got {cfg.calibration.n}"
-        )
-    for key, value in (
-        ("calibration.workers", cfg.calibration.workers),
-        ("calibration.batch_size", cfg.calibration.batch_size),
-        ("statistic.bins", cfg.statistic.bins),
-        ("statistic.max_iter", cfg.statistic.max_iter),
-        ("statistic.epochs", cfg.statistic.epochs),
-        ("statistic.record_every", cfg.statistic.record_every),
-    ):
-        if value is not None and value < 1:
-            raise ConfigError(f"{key}: must be >= 1, got {value}")
-    # numbers that must be finite and positive (or >= 0); "not x > 0" also catches NaN
-    positive = [
-        ("luminosity_fb", cfg.luminosity_fb),
-        ("toy.n_a", cfg.toy.n_a),
-        ("toy.n_b", cfg.toy.n_b),
-        *((f"scale.{k}", v) for k, v in (cfg.scale or {}).items()),
-    ]
-    for key, value in positive:
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"{key}: must be a positive number, got {value}")
-    non_negative = [("toy.n_signal", cfg.toy.n_signal)]
-    if cfg.inject is not None:
-        non_negative.append(("inject.branching_ratio", cfg.inject.branching_ratio))
-    for key, value in non_negative:
-        if not (math.isfinite(value) and value >= 0):
-            raise ConfigError(f"{key}: must be a number >= 0, got {value}")
-    if not cfg.feature_names:
-        raise ConfigError("features: at least one feature is needed")
-    twice = sorted({f for f in cfg.feature_names if cfg.feature_names.count(f) > 1})
-    if twice:
-        raise ConfigError(f"features: {twice} listed twice")
-    unknown = set(cfg.scale or {}) - set(cfg.feature_names)
-    if unknown:
-        raise ConfigError(
-            f"scale: {sorted(unknown)} are not among the features {cfg.feature_names}"
-        )
-    if cfg.nuisances:
-        if cfg.source != "processed":
-            raise ConfigError("nuisances: learned from processor output; give input")
-        if cfg.statistic.method != "symmetrized":
-            raise ConfigError(
-                f"nuisances: profiled by the symmetrized statistic, not {cfg.statistic.method!r}"
-            )
-        if len(set(cfg.nuisances)) != len(cfg.nuisances):
-            raise ConfigError(f"nuisances: listed twice in {cfg.nuisances}")
-        if "norm" in cfg.nuisances:
-            raise ConfigError(
-                "nuisances: 'norm' scales A and B alike, which the symmetrized test does not "
-                "see (its A/B ratio floats); leave it out"
-            )
-
-
 # ---------------------------------------------------------------------------------------
-# dict -> dataclass with type checking
+# pydantic's errors as one line naming the dotted key
 # ---------------------------------------------------------------------------------------
-def _type_name(tp: Any) -> str:
+def type_name(tp: Any) -> str:
+    """An annotation as errors and the documentation name it (``list[str] | null``)."""
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        return type_name(typing.get_args(tp)[0])
     if origin is Literal:
         return " | ".join(repr(v) for v in typing.get_args(tp))
     if origin in (Union, types.UnionType):
-        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+        return " | ".join(type_name(a) for a in typing.get_args(tp))
     if origin is not None:
-        return f"{origin.__name__}[{', '.join(_type_name(a) for a in typing.get_args(tp))}]"
+        return f"{origin.__name__}[{', '.join(type_name(a) for a in typing.get_args(tp))}]"
     return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
 
 
-def _same_kind(value: Any, tp: Any) -> bool:
-    """Whether ``value`` is the container ``tp`` describes (list, dict or dataclass)."""
-    origin = typing.get_origin(tp)
-    if origin is list:
-        return isinstance(value, (list, tuple))
-    if origin is dict or dataclasses.is_dataclass(tp):
-        return isinstance(value, dict)
-    return False
+def _not_null(tp: Any) -> list[Any]:
+    """The members of a union other than ``None`` (``[tp]`` for any other annotation)."""
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        return [m for m in typing.get_args(tp) if m is not type(None)]
+    return [tp]
 
 
-def _convert(value: Any, tp: Any, key: str) -> Any:
-    """``value`` checked against the annotation ``tp``; raises :class:`ConfigError`."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        options = [o for o in typing.get_args(tp) if o is not type(None)]
-        if value is None and len(options) < len(typing.get_args(tp)):
-            return None
-        for option in options:
-            try:
-                return _convert(value, option, key)
-            except ConfigError as err:
-                # a container of the right kind with a bad item: that error is the precise one
-                if _same_kind(value, option):
-                    raise err from None
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
-    if tp is type(None):
-        if value is None:
-            return None
-    elif origin is Literal:
-        if value in typing.get_args(tp):
-            return value
-    elif dataclasses.is_dataclass(tp):
-        if isinstance(value, dict):
-            return _from_dict(tp, value, key + ".")
-    elif origin is list:
-        (item,) = typing.get_args(tp)
-        if isinstance(value, (list, tuple)):
-            return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-    elif origin is dict:
-        k_tp, v_tp = typing.get_args(tp)
-        if isinstance(value, dict):
-            return {
-                _convert(k, k_tp, f"{key} key"): _convert(v, v_tp, f"{key}.{k}")
-                for k, v in value.items()
-            }
-    elif tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        # an integer is a float (YAML writes 20 for 20.0); a bool is not
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    else:  # pragma: no cover - an annotation this module does not know
-        raise TypeError(f"{key}: unsupported annotation {tp!r}")
-    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+def _join(key: str, part: str) -> str:
+    return f"{key}.{part}" if key else part
 
 
-def _from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(
-            f"{prefix}{unknown[0]}: unknown key"
-            + (f" (also {unknown[1:]})" if len(unknown) > 1 else "")
-            + f"; allowed keys{' in ' + prefix.rstrip('.') if prefix else ''}: {sorted(names)}"
-        )
-    kwargs = {k: _convert(v, hints[k], prefix + k) for k, v in data.items()}
-    return cls(**kwargs)
+def _locate(cls: type, loc: tuple[int | str, ...], key: str = "") -> tuple[str, Any, bool]:
+    """The dotted key and the annotation of the value that ``loc`` points at, and whether
+    ``loc`` ends on a member of a union (the value is none of them)."""
+    tp: Any = cls
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        members = _not_null(tp)
+        if len(members) > 1:  # pydantic's loc names the member of a union it tried
+            if not parts:
+                return key, tp, True
+            kind = str(part).partition("[")[0]
+            tp = next(
+                (m for m in members if getattr(typing.get_origin(m), "__name__", None) == kind),
+                None,
+            )
+            continue
+        (tp,) = members
+        origin = typing.get_origin(tp)
+        if dataclasses.is_dataclass(tp):
+            key, tp = _join(key, str(part)), typing.get_type_hints(tp).get(str(part))
+        elif origin is list:
+            key, tp = f"{key}[{part}]", typing.get_args(tp)[0]
+        elif origin is dict and parts[:1] == ["[key]"]:  # a bad key: (..., key, "[key]")
+            parts.pop(0)
+            key, tp = f"{key} key", typing.get_args(tp)[0]
+        elif origin is dict:
+            key, tp = _join(key, str(part)), typing.get_args(tp)[1]
+        else:
+            key, tp = _join(key, str(part)), None
+    return key, tp, False
 
 
-def from_mapping(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+#: pydantic's error types of a key a table does not have
+_UNKNOWN = ("unexpected_keyword_argument", "invalid_key")
+
+
+def _unknown_keys(cls: type, errors: list[Any], loc: tuple[Any, ...], prefix: str) -> str:
+    """``key: unknown key (also [...]); allowed keys in table: [...]``."""
+    table, tp, _ = _locate(cls, loc[:-1], prefix)
+    names = sorted(
+        str(e["loc"][-1]) for e in errors if e["type"] in _UNKNOWN and e["loc"][:-1] == loc[:-1]
+    )
+    allowed = sorted(
+        f.name for m in _not_null(tp) if dataclasses.is_dataclass(m) for f in dataclasses.fields(m)
+    )
+    return (
+        f"{_join(table, names[0])}: unknown key"
+        + (f" (also {names[1:]})" if len(names) > 1 else "")
+        + f"; allowed keys{' in ' + table if table else ''}: {allowed}"
+    )
+
+
+def error_line(cls: type, err: ValidationError, prefix: str = "") -> str:
+    """The first error of validating ``cls`` as one line: ``dotted.key: what is wrong``.
+
+    ``prefix`` is the dotted key of ``cls`` itself (empty for a whole file).
+    """
+    errors = err.errors(include_url=False)
+    first = errors[0]
+    key, tp, at_union = _locate(cls, first["loc"], prefix)
+    if at_union:
+        # a container of a union member's kind with a bad item: that error is the precise one
+        stem, n = first["loc"][:-1], len(first["loc"])
+        deeper = [e for e in errors if e["loc"][: n - 1] == stem and len(e["loc"]) > n]
+        if deeper:
+            first = deeper[0]
+            key, tp, _ = _locate(cls, first["loc"], prefix)
+    kind, ctx, value = first["type"], first.get("ctx", {}), first["input"]
+    if kind in _UNKNOWN:
+        return _unknown_keys(cls, errors, first["loc"], prefix)
+    if isinstance(ctx.get("error"), ConfigError):  # a validator's, keyed within its table
+        return _join(key, str(ctx["error"]))
+    if kind == "greater_than":
+        what = "a positive number" if ctx["gt"] == 0 else f"> {ctx['gt']}"
+    elif kind == "greater_than_equal":
+        what = f">= {ctx['ge']}"
+    elif kind == "finite_number":
+        what = "a finite number"
+    elif tp is not None:
+        return f"{key}: expected {type_name(tp)}, got {value!r}"
+    else:
+        return f"{key}: {first['msg']}, got {value!r}"
+    return f"{key}: must be {what}, got {value}"
+
+
+# ---------------------------------------------------------------------------------------
+# files
+# ---------------------------------------------------------------------------------------
+def from_mapping(cls: type[_T], data: dict[str, Any], prefix: str = "") -> _T:
     """A validated instance of the dataclass ``cls`` (e.g. a scan description) from ``data``.
 
-    Unknown keys and values of the wrong type raise :class:`ConfigError` naming the key.
+    Unknown keys and values of the wrong type raise :class:`ConfigError` naming the key
+    (after ``prefix``, the dotted key of ``data`` itself).
     """
-    return _from_dict(cls, data, prefix)
+    try:
+        return TypeAdapter(cls).validate_python(data)
+    except ValidationError as err:
+        raise ConfigError(error_line(cls, err, prefix.rstrip("."))) from None
 
 
 def from_dict(data: dict[str, Any]) -> RunConfig:
     """A validated :class:`RunConfig` from a (parsed YAML/TOML) dict."""
     if not isinstance(data, dict):
         raise ConfigError(f"a run description is a mapping of keys, got {type(data).__name__}")
-    return _from_dict(RunConfig, data)
+    return from_mapping(RunConfig, data)
 
 
 def read_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file into a dict."""
+    """Parse a YAML (``.yaml``/``.yml``) or TOML (``.toml``) file into a dict.
+
+    A file whose top level is not a mapping (a list, a number) is a :class:`ConfigError`
+    naming the file; an empty YAML file is an empty mapping.
+    """
     path = Path(path)
     try:
         text = path.read_text()
@@ -441,7 +547,10 @@ def read_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: no such configuration file") from None
     suffix = path.suffix.lower()
     if suffix == ".toml":
-        import tomllib
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:  # the same parser, before it joined the standard library
+            import tomli as tomllib
 
         try:
             data = tomllib.loads(text)
@@ -456,7 +565,13 @@ def read_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise ConfigError(f"{path}: not valid YAML ({err})") from None
     else:
         raise ConfigError(f"{path}: configuration files end in .yaml, .yml or .toml")
-    return {} if data is None else data
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: expected a mapping of keys at the top level, got a {type(data).__name__}"
+        )
+    return data
 
 
 def load(path: str | os.PathLike[str]) -> RunConfig:

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
 from symnplm.exceptions import ConfigError
 from symnplm.inference.calculators import default_batch_size, joint_permutation_labels
@@ -65,12 +66,16 @@ from symnplm.io.provenance import provenance
 from symnplm.io.samples import Sample
 from symnplm.workflow.config import (
     FEATURE_SETS,
+    Count,
     InjectionSpec,
+    Positive,
     RunConfig,
     SampleSpec,
     StatisticSpec,
+    default_sides,
     from_mapping,
     read_dict,
+    validated,
 )
 
 __all__ = [
@@ -92,46 +97,51 @@ _NAME = re.compile(r"^(?!\.+$)[A-Za-z0-9_.+-]+$")
 # ---------------------------------------------------------------------------------------
 # the scan description
 # ---------------------------------------------------------------------------------------
-@dataclass
+@validated
 class ScanCalibration:
     """Permutations shared by every cell, and where they run."""
 
     #: replicas of the joint null (the same relabelling for every cell)
-    permutations: int = 200
+    permutations: Count = 200
     #: replicas per task (default: a tenth of the permutations, ≲ 128 MB of weights)
-    batch_size: int | None = None
+    batch_size: Count | None = None
     #: dask workers of the local cluster (ignored with ``scheduler``)
-    workers: int = 1
+    workers: Count = 1
     #: address of a running dask scheduler
-    scheduler: str | None = None
+    scheduler: StrictStr | None = None
 
 
-@dataclass
+@validated
 class ScanConfig:
     """A scan: samples, regions, observables, statistics, calibration and seed."""
 
-    input: str | None = None
+    input: StrictStr | None = None
     a: SampleSpec = field(default_factory=lambda: SampleSpec(category="emu"))
     b: SampleSpec = field(default_factory=lambda: SampleSpec(category="mue"))
-    luminosity_fb: float | None = None
+    luminosity_fb: Positive | None = None
     unweight: Literal["none", "thin"] = "none"
     inject: InjectionSpec | None = None
-    map_uncertainty: bool = True
-    scale: dict[str, float] | None = None
-    regions: dict[str, dict[str, list[float | None] | float]] = field(
+    map_uncertainty: StrictBool = True
+    scale: dict[StrictStr, Positive] | None = None
+    regions: dict[StrictStr, dict[StrictStr, list[StrictFloat | None] | StrictFloat]] = field(
         default_factory=lambda: {"inclusive": {}}
     )
-    observables: dict[str, list[str] | str] = field(default_factory=lambda: {"m_coll": "m_coll"})
-    statistics: dict[str, StatisticSpec] = field(
+    observables: dict[StrictStr, list[StrictStr] | StrictStr] = field(
+        default_factory=lambda: {"m_coll": "m_coll"}
+    )
+    statistics: dict[StrictStr, StatisticSpec] = field(
         default_factory=lambda: {
             "symmetrized": StatisticSpec(method="symmetrized"),
             "binned": StatisticSpec(method="binned", bins=20),
         }
     )
     calibration: ScanCalibration = field(default_factory=ScanCalibration)
-    seed: int = 0
+    seed: StrictInt = 0
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> ScanConfig:
+        """Names, ranges and observables; the samples as a single run checks them."""
+        self.a, self.b = default_sides(self.a, self.b)
         for key, names in (
             ("regions", self.regions),
             ("observables", self.observables),
@@ -158,21 +168,8 @@ class ScanConfig:
                         raise ConfigError(f"regions.{name}.{column}: empty range [{lo}, {hi})")
         for name in self.observables:
             self.observable_columns(name)
-        for name in self.statistics:
-            try:
-                self.run_config(name)
-            except ConfigError as err:
-                raise ConfigError(
-                    str(err).replace("statistic.", f"statistics.{name}.", 1)
-                ) from None
-        c = self.calibration
-        for key, value in (
-            ("calibration.permutations", c.permutations),
-            ("calibration.workers", c.workers),
-            ("calibration.batch_size", c.batch_size),
-        ):
-            if value is not None and value < 1:
-                raise ConfigError(f"{key}: must be >= 1, got {value}")
+        self.run_config()  # the checks of RunConfig across samples, scale and injection
+        return self
 
     def observable_columns(self, name: str) -> tuple[str, ...]:
         """The columns of observable ``name`` (aliases such as ``5d`` resolved)."""
@@ -237,8 +234,6 @@ class ScanConfig:
 def load_scan(path: str | Path) -> ScanConfig:
     """Read and validate a scan file (YAML or TOML); errors name the file and the key."""
     data = read_dict(path)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a scan description is a mapping of keys")
     try:
         return from_mapping(ScanConfig, data)
     except ConfigError as err:
