@@ -670,16 +670,24 @@ class EMuProcessor(processor.ProcessorABC):
 
         The file holds every selected event (the categories are filters on its columns)
         and the weights of the weight-only variations ``reweighted`` (name, factor) of
-        the nominal sample (``weight:<name>``). Its name is fixed by the chunk, so a
-        retried or rerun chunk replaces its own file.
+        the nominal sample with a factor per event (``weight:<name>``); a factor that is
+        one number is returned in ``factors``, for the manifest. Its name is fixed by the
+        chunk, so a retried or rerun chunk replaces its own file.
         """
         assert self.columns_dir is not None
         key = f"{metadata.get('filename', '')}:{metadata.get('entrystart', 0)}"
         key += f"-{metadata.get('entrystop', 0)}"
         name = hashlib.sha1(key.encode()).hexdigest()[:16]
         path = Path(self.columns_dir) / dataset / variation / f"{name}.parquet"
-        weights = {n: cols[WEIGHT] * np.broadcast_to(f, cols[WEIGHT].shape) for n, f in reweighted}
-        all_weights = {variation: cols[WEIGHT], **weights}
+        # a per-event factor (efficiency) is a weight column; a number (normalisation) is
+        # recorded in the manifest, not stored as a copy of the weights
+        weights = {n: cols[WEIGHT] * f for n, f in reweighted if isinstance(f, np.ndarray)}
+        factors = {n: float(f) for n, f in reweighted if not isinstance(f, np.ndarray)}
+        all_weights = {
+            variation: cols[WEIGHT],
+            **weights,
+            **{n: cols[WEIGHT] * f for n, f in factors.items()},
+        }
         finite = np.all([np.isfinite(cols[c]) for c in EMU_COLUMNS], axis=0)
         summary: dict[str, Any] = {
             "path": None,
@@ -688,11 +696,14 @@ class EMuProcessor(processor.ProcessorABC):
             "sumw": {
                 v: {c: float(w[m].sum()) for c, m in masks.items()} for v, w in all_weights.items()
             },
+            "factors": factors,
         }
         if len(cols[WEIGHT]):
             write_columns(
                 path,
-                {c: cols[c] for c in EMU_COLUMNS},
+                # NanoAOD stores single precision: the features, computed in double, are
+                # stored in single too (relative rounding 6e-8, far below any resolution)
+                {c: cols[c].astype(np.float32) for c in EMU_COLUMNS},
                 cols[WEIGHT],
                 weights,
                 f"{dataset}/{variation}",

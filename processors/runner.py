@@ -281,6 +281,16 @@ def _complete_metadata(fileset: dict[str, dict[str, Any]]) -> None:
             meta["sumw_source"] = "Runs/genEventSumw of the processed files"
 
 
+def _variation_weight(chunk: Mapping[str, Any], name: str, variation: str) -> dict[str, Any]:
+    """How a chunk file holds variation ``name`` of its events: the file's own weights
+    (``variation``), a number times them (``scale``) or a weight column (``weight``)."""
+    if name == variation:
+        return {}
+    if name in chunk.get("factors", {}):
+        return {"scale": chunk["factors"][name]}
+    return {"weight": WEIGHT_PREFIX + name}
+
+
 def write_output(
     output: Mapping[str, Any],
     proc: EMuProcessor,
@@ -302,8 +312,8 @@ def write_output(
     written: set[Path] = set()
     # The workers wrote one file per chunk and event variation holding every selected
     # event (proc.streaming_to): the categories are filters on its columns, the
-    # weight-only variations (normalisation, efficiency) weight columns of the nominal
-    # files. A sample is the list of its chunks' files, in (file, first entry) order.
+    # weight-only variations weight columns (efficiency) or factors (normalisation) of
+    # the nominal files. A sample is the list of its chunks' files, in (file, first entry) order.
     for (dataset, variation), chunks in output["column_files"].items():
         files = sorted(fileset[dataset]["files"])
         order = [chunks[k] for k in sorted(chunks)]
@@ -330,7 +340,7 @@ def write_output(
                         {
                             "path": str(Path(c["path"]).resolve().relative_to(outdir.resolve())),
                             "where": filters[category],
-                            **({"weight": WEIGHT_PREFIX + name} if name != variation else {}),
+                            **_variation_weight(c, name, variation),
                             "n_events": c["n"][category],
                         }
                         for c in order
@@ -377,7 +387,8 @@ def write_output(
         {
             "format": "symnplm-processor-output/1",
             "layout": f"{COLUMNS_DIR}/<dataset>/<variation>/<chunk>.parquet; categories are "
-            "row filters (parts.where), weight-only variations weight columns (parts.weight)",
+            "row filters (parts.where), weight-only variations weight columns (parts.weight) "
+            "or factors on the weight (parts.scale)",
             # the processing is deterministic: no random choice is made anywhere
             "seed": None,
             "config": proc.config(),

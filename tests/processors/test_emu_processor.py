@@ -116,8 +116,9 @@ def test_features_equal_hand_computed_values(known):
     emu = load_sample(outdir, "mc", "emu", "nominal")
     row = dict(zip(emu.names, emu.features[0], strict=True))
     eta_mu = f32(-0.3)
+    # the features are computed in double and stored in single precision
     assert row["m_coll"] == pytest.approx(
-        math.sqrt(2 * 50 * (30 + 20) * (math.cosh(0.5 - eta_mu) - math.cos(2.0))), rel=1e-12
+        math.sqrt(2 * 50 * (30 + 20) * (math.cosh(0.5 - eta_mu) - math.cos(2.0))), rel=1e-7
     )
     assert (row["pt_lead"], row["eta_lead"], row["pt_sublead"], row["eta_sublead"]) == (
         50.0,
@@ -125,7 +126,7 @@ def test_features_equal_hand_computed_values(known):
         30.0,
         eta_mu,
     )
-    assert row["dphi"] == pytest.approx(2.0, rel=1e-12)
+    assert row["dphi"] == pytest.approx(2.0, rel=1e-7)
     assert (row["met"], row["n_jets"], row["charge_e"], row["charge_mu"]) == (20.0, 1.0, 1.0, -1.0)
     assert row["n_bjets"] == 1.0
     assert emu.weights[0] == pytest.approx(NORM, rel=1e-12)  # genWeight x xsec x L / sumw
@@ -135,10 +136,10 @@ def test_features_equal_hand_computed_values(known):
     e1, mu1 = (25.0, f32(1.6), f32(-1.0)), (40.0, f32(-1.8), f32(2.5))
     dphi = abs((mu1[2] - e1[2] + math.pi) % (2 * math.pi) - math.pi)
     m_coll = math.sqrt(2 * 40 * (25 + 35) * (math.cosh(mu1[1] - e1[1]) - math.cos(dphi)))
-    assert first["m_coll"] == pytest.approx(m_coll, rel=1e-12)
+    assert first["m_coll"] == pytest.approx(m_coll, rel=1e-7)
     assert (first["pt_lead"], first["pt_sublead"], first["n_jets"]) == (40.0, 25.0, 1.0)
     assert first["n_bjets"] == 0.0  # the tagged jets: on the muon, and below 30 GeV
-    assert first["dphi"] == pytest.approx(dphi, rel=1e-12)
+    assert first["dphi"] == pytest.approx(dphi, rel=1e-7)
 
     def p4(pt, eta, phi, m):
         return np.array(
@@ -151,7 +152,7 @@ def test_features_equal_hand_computed_values(known):
         )
 
     tot = p4(*e1, f32(0.000511)) + p4(*mu1, f32(0.10566))
-    assert first["m_ll"] == pytest.approx(math.sqrt(tot[0] ** 2 - np.sum(tot[1:] ** 2)), rel=1e-9)
+    assert first["m_ll"] == pytest.approx(math.sqrt(tot[0] ** 2 - np.sum(tot[1:] ** 2)), rel=1e-7)
     np.testing.assert_allclose(mue.weights, NORM * np.array([2.0, 1.0, -0.5]), rtol=1e-12)
     assert set(TWO_BODY_FEATURES) <= set(mue.names)
 
@@ -163,13 +164,13 @@ def test_scale_shift_moves_pt_by_the_factor_and_migrates_events(known):
     up = load_sample(outdir, "mc", "mue", "muon_scale_up1")
     eta_mu = nominal.column("eta_mu")
     factor = np.exp(np.where(np.abs(eta_mu) < 1.2, 0.0005, 0.0015))
-    np.testing.assert_allclose(up.column("pt_mu"), nominal.column("pt_mu") * factor, rtol=1e-12)
+    np.testing.assert_allclose(up.column("pt_mu"), nominal.column("pt_mu") * factor, rtol=1e-7)
     np.testing.assert_array_equal(up.column("pt_e"), nominal.column("pt_e"))
     # MET absorbs the muon's change: event 1 (muon at phi 2.5, MET 35 at phi -2)
     dpt = 40 * (math.exp(0.0015) - 1)
     mex = 35 * math.cos(-2.0) - dpt * math.cos(f32(2.5))
     mey = 35 * math.sin(-2.0) - dpt * math.sin(f32(2.5))
-    assert up.column("met")[0] == pytest.approx(math.hypot(mex, mey), rel=1e-9)
+    assert up.column("met")[0] == pytest.approx(math.hypot(mex, mey), rel=1e-7)
 
     # electron scale: event 3 (14.97 GeV) enters at up1, event 2 (15.05 GeV) leaves at down2,
     # event 9 moves from mue to emu at up1
@@ -183,7 +184,7 @@ def test_scale_shift_moves_pt_by_the_factor_and_migrates_events(known):
     assert counts["electron_scale_down1"][("mc", "mue")] == 3
     assert counts["electron_scale_down2"][("mc", "mue")] == 2
     entered = column(outdir, "mue", "electron_scale_up1", "pt_e")
-    assert f32(14.97) * math.exp(0.003) in entered
+    assert np.isclose(entered, f32(14.97) * math.exp(0.003), rtol=1e-7, atol=0).any()
     assert column(outdir, "emu", "electron_scale_up1", "pt_e")[1] == pytest.approx(
         20 * math.exp(0.009)
     )
@@ -280,7 +281,7 @@ def test_collinear_form_option(tmp_path):
     m_coll = column(tmp_path / "out", "emu", "nominal", "m_coll")[0]
     m_ll = column(tmp_path / "out", "emu", "nominal", "m_ll")[0]
     along = 20 * math.cos(1.0 - 2.0)  # MET projected on the subleading lepton
-    assert m_coll == pytest.approx(m_ll / math.sqrt(30 / (30 + along)), rel=1e-9)
+    assert m_coll == pytest.approx(m_ll / math.sqrt(30 / (30 + along)), rel=1e-7)
 
 
 def asymmetric_events() -> list[Event]:
@@ -465,8 +466,9 @@ def test_histograms_are_also_written_as_root(known):
 
 
 def test_one_file_per_event_variation_holds_every_category(known):
-    """Categories are row filters and weight-only variations weight columns of one file per
-    (chunk, event variation): no event is stored twice."""
+    """Categories are row filters, efficiency variations weight columns and normalisation
+    variations a factor in the manifest, of one file per (chunk, event variation): no event
+    is stored twice, no weight copied to be multiplied by a number."""
     import pyarrow.parquet as pq
 
     from symnplm.physics import category_filters, emu_categories
@@ -479,7 +481,12 @@ def test_one_file_per_event_variation_holds_every_category(known):
     assert folders == sorted(event_variations)
     (nominal_file,) = (outdir / "columns" / "mc" / "nominal").glob("*.parquet")  # one chunk
     nominal = pq.read_table(nominal_file)
-    assert {"weight:norm_up1", "weight:norm_down2"} <= set(nominal.column_names)
+    assert not [c for c in nominal.column_names if c.startswith("weight:norm")]
+    # the features in single precision (as NanoAOD stores them), the weights in double
+    assert nominal.schema.field("m_coll").type == "float" == nominal.schema.field("n_jets").type
+    assert nominal.schema.field("weight").type == "double"
+    up1 = next(s for s in manifest["samples"] if s["variation"] == "norm_up1" and s["parts"])
+    assert all(p["scale"] == pytest.approx(math.exp(0.025)) for p in up1["parts"])
     # the stored filters select exactly the events emu_categories assigns
     cols = {c: nominal.column(c).to_numpy() for c in ("pt_e", "pt_mu", "charge_e", "charge_mu")}
     masks = emu_categories(cols["pt_e"], cols["pt_mu"], cols["charge_e"], cols["charge_mu"])

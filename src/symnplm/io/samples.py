@@ -27,7 +27,7 @@ from symnplm.exceptions import EmptySelectionError
 from symnplm.io.files import atomic_path
 
 WEIGHT_COLUMN = "weight"
-#: prefix of further weight columns: ``weight:norm_up1`` holds that variation's weights
+#: prefix of further weight columns: ``weight:efficiency_up1`` holds that variation's weights
 WEIGHT_PREFIX = "weight:"
 _META_KEY = b"symnplm.provenance"
 
@@ -286,14 +286,19 @@ def write_columns(
     """Write events as parquet (atomically; zstd, byte-stream-split floats).
 
     ``columns``, the ``weight`` column and ``weight:<name>`` for each of
-    ``other_weights``; ``name`` and ``provenance`` in the file's metadata. Any number of
-    events, any weights: what a :class:`Sample` requires is checked when one is read.
+    ``other_weights``; ``name`` and ``provenance`` in the file's metadata. Columns given
+    in single precision stay single (readers get doubles back), the others and the
+    weights are doubles. Any number of events, any weights: what a :class:`Sample`
+    requires is checked when one is read.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     n = len(weights)
-    cols = {k: np.asarray(v, dtype=np.float64) for k, v in columns.items()}
+    cols = {
+        k: np.asarray(v, dtype=np.float32 if np.asarray(v).dtype == np.float32 else np.float64)
+        for k, v in columns.items()
+    }
     cols[WEIGHT_COLUMN] = np.asarray(weights, dtype=np.float64)
     for key, values in (other_weights or {}).items():
         cols[WEIGHT_PREFIX + key] = np.asarray(values, dtype=np.float64)
@@ -433,7 +438,7 @@ def load_sample(
             path, features, weight=part.get("weight"), where=part.get("where")
         )
         xs.append(x)
-        ws.append(w if w is not None else np.ones(len(x)))
+        ws.append((w if w is not None else np.ones(len(x))) * float(part.get("scale", 1.0)))
     # what the sample is and how it was made: the processing is recorded once, in the
     # manifest (files written by the per-category layout carry it themselves)
     provenance = {
@@ -459,11 +464,12 @@ def load_sample(
 
 
 def sample_parts(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Where a manifest entry's events are: ``[{"path", "weight", "where"}, ...]``.
+    """Where a manifest entry's events are: ``[{"path", "weight", "scale", "where"}, ...]``.
 
     ``path`` is a parquet file inside the output, ``weight`` its weight column (default
-    ``weight``), ``where`` the column values its rows must have (default: every row);
-    an entry with a single ``path`` is that whole file.
+    ``weight``), ``scale`` a factor on it (default 1: a normalisation variation is the
+    nominal weight times a number), ``where`` the column values its rows must have
+    (default: every row); an entry with a single ``path`` is that whole file.
     """
     if entry.get("parts"):
         return [dict(p) for p in entry["parts"]]
