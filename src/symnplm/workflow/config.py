@@ -32,6 +32,24 @@ from typing import Any, Literal, Union
 from symnplm.exceptions import ConfigError
 from symnplm.physics.kinematics import TWO_BODY_FEATURES
 
+__all__ = [
+    "DEFAULT_PERMUTATIONS",
+    "FEATURE_SETS",
+    "GEV_COLUMNS",
+    "CalibrationSpec",
+    "InjectionSpec",
+    "RunConfig",
+    "SampleSpec",
+    "StatisticSpec",
+    "ToySpec",
+    "dump_yaml",
+    "from_dict",
+    "from_mapping",
+    "load",
+    "merge",
+    "read_dict",
+]
+
 #: feature-set aliases accepted by ``features``
 FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "1d": ("m_coll",),
