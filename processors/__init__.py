@@ -9,3 +9,5 @@
 - :mod:`~symnplm.processors.efficiency_map`: ε_μ/ε_e measured from a processor output;
 - :mod:`~symnplm.processors.cli`: ``symnplm process``.
 """
+
+__all__: list[str] = []

@@ -6,7 +6,11 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from symnplm.cli.errors import command
+from symnplm.cli.help import DefaultsHelpFormatter
 from symnplm.physics.selection import ETA_VETOES, ISOLATION_MAX, JET_CUTS, SELECTIONS
+
+__all__ = ["add_parser", "run_command"]
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -51,7 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "variations). Writes OUTDIR/columns/<dataset>/<category>/<variation>.parquet, "
             "hists.json, cutflow.json and manifest.json."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("fileset", metavar="FILESET", help="coffea fileset JSON")
     p.add_argument("-o", "--outdir", required=True, help="output directory")
@@ -62,7 +66,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "(rerunning the same processing always replaces its own output)",
     )
     run = p.add_argument_group("execution")
-    run.add_argument("--executor", choices=("iterative", "futures", "dask"), default="iterative")
+    run.add_argument(
+        "--executor",
+        choices=("iterative", "futures", "dask"),
+        default="iterative",
+        help="coffea executor: one process, a process pool, or dask",
+    )
     run.add_argument("--workers", type=int, default=1, help="processes (futures, local dask)")
     run.add_argument(
         "--scheduler", help="address of a running dask scheduler (with --executor dask)"
@@ -82,7 +91,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         default="opposite",
         help="same-sign pairs form a control region",
     )
-    phys.add_argument("--collinear-form", choices=("atlas", "cms"), default="atlas")
+    phys.add_argument(
+        "--collinear-form",
+        choices=("atlas", "cms"),
+        default="atlas",
+        help="collinear-mass formula (symnplm.physics.kinematics)",
+    )
     phys.add_argument(
         "--selection",
         choices=sorted(SELECTIONS),
@@ -164,9 +178,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         type=float,
         default=JET_CUTS.btag_min,
         metavar="SCORE",
-        help=f"b-tag score above which a counted jet enters n_bjets (default "
-        f"{JET_CUTS.btag_min:g}, the generator's working point; CMS DeepJet medium 2018 UL: "
-        "0.2783)",
+        help="b-tag score above which a counted jet enters n_bjets (the generator's working "
+        "point; CMS DeepJet medium 2018 UL: 0.2783)",
     )
     phys.add_argument(
         "--events",
@@ -252,6 +265,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
+@command()
 def run_command(args: argparse.Namespace) -> int:
     """Run ``symnplm process``; returns the exit code."""
     from rich.console import Console
@@ -264,62 +278,57 @@ def run_command(args: argparse.Namespace) -> int:
     from symnplm.physics.selection import lepton_cuts
     from symnplm.processors.efficiency_map import measure_from_output
     from symnplm.processors.emu import EMuProcessor
-    from symnplm.processors.inputs import InputError
     from symnplm.processors.runner import process_fileset
 
     console = Console(stderr=True, soft_wrap=True)  # messages with paths stay whole
-    try:
-        electron, muon = lepton_cuts(
-            args.selection, eta_vetoes=args.eta_vetoes, isolation=args.isolation
-        )
-        if args.muon_isolation_branch:
-            muon = replace(muon, iso_field=args.muon_isolation_branch)
-        if args.electron_id is not None:  # else the selection's own ID
-            electron = replace(electron, id_field=args.electron_id[0], id_min=args.electron_id[1])
-        if args.muon_id is not None:
-            muon = replace(muon, id_field=args.muon_id[0], id_min=args.muon_id[1])
-        efficiency = (
-            EfficiencyRatio.read(args.efficiency_map, args.efficiency_name)
-            if args.efficiency_map
-            else None
-        )
-        proc = EMuProcessor(
-            electron=electron,
-            muon=muon,
-            charge=args.charge,
-            scale_nus=args.scale_nu,
-            norm_nus=args.norm_nu,
-            collinear_form=args.collinear_form,
-            efficiency=efficiency,
-            luminosity_fb=args.luminosity,
-            events=args.events,
-            jets=replace(JET_CUTS, btag_min=args.btag_min, btag_field=args.btag_branch),
-            met=args.met,
-            triggers=args.triggers,
-            lumi_mask=args.lumi_mask,
-            scale_factors=[LeptonScaleFactor.parse(s) for s in args.scale_factor],
-        )
-        # before the processing: a destination that cannot be written fails now, not at the end
-        check_writable_directory(args.outdir)
-        if args.measure_efficiency_map:
-            check_writable_file(args.measure_efficiency_map)
-        report = process_fileset(
-            args.fileset,
-            args.outdir,
-            proc,
-            executor=args.executor,
-            workers=args.workers,
-            chunksize=args.chunksize,
-            maxchunks=args.maxchunks,
-            skip_bad_files=args.skip_bad_files,
-            scheduler=args.scheduler,
-            status=not args.quiet,
-            allow_map_overlap=args.allow_map_overlap,
-            overwrite=args.overwrite,
-        )
-    except (InputError, OSError, KeyError, ValueError) as err:
-        console.print(f"[red]error:[/red] {escape(str(err))}")
-        return 2
+    electron, muon = lepton_cuts(
+        args.selection, eta_vetoes=args.eta_vetoes, isolation=args.isolation
+    )
+    if args.muon_isolation_branch:
+        muon = replace(muon, iso_field=args.muon_isolation_branch)
+    if args.electron_id is not None:  # else the selection's own ID
+        electron = replace(electron, id_field=args.electron_id[0], id_min=args.electron_id[1])
+    if args.muon_id is not None:
+        muon = replace(muon, id_field=args.muon_id[0], id_min=args.muon_id[1])
+    efficiency = (
+        EfficiencyRatio.read(args.efficiency_map, args.efficiency_name)
+        if args.efficiency_map
+        else None
+    )
+    proc = EMuProcessor(
+        electron=electron,
+        muon=muon,
+        charge=args.charge,
+        scale_nus=args.scale_nu,
+        norm_nus=args.norm_nu,
+        collinear_form=args.collinear_form,
+        efficiency=efficiency,
+        luminosity_fb=args.luminosity,
+        events=args.events,
+        jets=replace(JET_CUTS, btag_min=args.btag_min, btag_field=args.btag_branch),
+        met=args.met,
+        triggers=args.triggers,
+        lumi_mask=args.lumi_mask,
+        scale_factors=[LeptonScaleFactor.parse(s) for s in args.scale_factor],
+    )
+    # before the processing: a destination that cannot be written fails now, not at the end
+    check_writable_directory(args.outdir)
+    if args.measure_efficiency_map:
+        check_writable_file(args.measure_efficiency_map)
+    report = process_fileset(
+        args.fileset,
+        args.outdir,
+        proc,
+        executor=args.executor,
+        workers=args.workers,
+        chunksize=args.chunksize,
+        maxchunks=args.maxchunks,
+        skip_bad_files=args.skip_bad_files,
+        scheduler=args.scheduler,
+        status=not args.quiet,
+        allow_map_overlap=args.allow_map_overlap,
+        overwrite=args.overwrite,
+    )
 
     table = Table(title=f"selected events (nominal) — {report.outdir}")
     table.add_column("dataset")

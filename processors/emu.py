@@ -86,6 +86,17 @@ from symnplm.processors.inputs import (
     background_luminosity_fb,
 )
 
+__all__ = [
+    "EFFICIENCY_VARIATIONS",
+    "WEIGHT",
+    "EMuNanoAODSchema",
+    "EMuProcessor",
+    "EventParity",
+    "cutflow",
+    "hlt_paths",
+    "read_lumi_mask",
+]
+
 WEIGHT = "weight"
 _KINEMATICS = ("pt", "eta", "phi", "mass", "charge")
 _EVENT_IDS = ("run", "luminosityBlock", "event")

@@ -70,6 +70,19 @@ from symnplm.processors.inputs import (
     sum_generator_weights,
 )
 
+__all__ = [
+    "EFFICIENCY_MAP_NAME",
+    "EXECUTORS",
+    "Execution",
+    "PROCESSED_MARKER",
+    "Executor",
+    "ProcessingReport",
+    "process_fileset",
+    "process_once",
+    "run_processor",
+    "write_output",
+]
+
 #: File name of the applied efficiency map inside an output directory.
 EFFICIENCY_MAP_NAME = "efficiency_map.json"
 Executor = Literal["iterative", "futures", "dask"]

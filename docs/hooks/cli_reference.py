@@ -101,21 +101,24 @@ def _default(action: argparse.Action) -> str:
     """The default as a Markdown cell: a code span, *required*, or empty."""
     if action.required and action.option_strings:
         return "*required*"
-    if action.nargs == 0 or action.required:
+    if action.required:
         return ""
-    default = action.default
-    if default is None or default is argparse.SUPPRESS:
-        return ""
-    if isinstance(default, (list, tuple)):
-        return _cell(" ".join(str(v) for v in default))
-    return _cell(str(default))
+    from symnplm.cli.help import format_default, shown_default
+
+    default = shown_default(action)  # as `--help` shows it (a run file's, for test)
+    return "" if default is None else _cell(format_default(default))
 
 
 def _help(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
     if not action.help or action.help is argparse.SUPPRESS:
         text = ""
     else:
-        text = parser._get_formatter()._expand_help(action)
+        from symnplm.cli.help import DefaultsHelpFormatter
+
+        formatter = parser._get_formatter()
+        if isinstance(formatter, DefaultsHelpFormatter):
+            formatter.show_defaults = False  # the default has its own column
+        text = formatter._expand_help(action)
     if action.choices is not None and not isinstance(action, argparse._SubParsersAction):
         choices = ", ".join(f"`{c}`" for c in action.choices)
         text = f"{text} (one of {choices})" if text else f"one of {choices}"

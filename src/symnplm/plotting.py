@@ -34,6 +34,39 @@ from typing import Any, Literal
 
 import matplotlib
 
+__all__ = [
+    "EXPERIMENT",
+    "FORMATS",
+    "KINEMATICS",
+    "KINEMATICS_RATIO_RANGE",
+    "LABEL_GID",
+    "OUT_OF_RANGE",
+    "WARNING_COLOR",
+    "diagnostics_figure",
+    "experiment_label",
+    "fit_figures",
+    "header",
+    "history_figure",
+    "history_range",
+    "keep_clear",
+    "kinematics_figures",
+    "mark_out_of_range",
+    "null_figure",
+    "plot_closure",
+    "plot_diagnostics",
+    "plot_fit",
+    "plot_history",
+    "plot_kinematics",
+    "plot_null",
+    "plot_result",
+    "plot_scan",
+    "plot_sensitivity",
+    "processed_luminosity_fb",
+    "ratio_limits",
+    "ratio_points",
+    "result_luminosity_fb",
+]
+
 matplotlib.use("Agg")  # files only: safe on machines and workers without a display
 
 import hist

@@ -97,3 +97,21 @@ def test_tiny_run_writes_a_fileset(parser, tmp_path, capsys):
     assert list(fileset) == ["ww"]
     assert fileset["ww"]["metadata"]["n_generated"] == 30
     assert "1 file(s) generated" in capsys.readouterr().out
+
+
+def test_help_shows_what_the_presets_give(parser, capsys, monkeypatch):
+    """Options that override the preset show each preset's value, read from PRESETS."""
+    from symnplm.generation.presets import PRESETS
+
+    monkeypatch.setenv("COLUMNS", "10000")  # one line per option
+    with pytest.raises(SystemExit):
+        parser.parse_args(["generate", "--help"])
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    demo, paper = PRESETS["demo"]["luminosity_fb"], PRESETS["paper"]["luminosity_fb"]
+    assert demo != paper
+    assert (
+        f"(default from --preset: {demo:g} for demo, {paper:g} for paper)" in lines["--luminosity"]
+    )
+    assert PRESETS["demo"]["seed"] == PRESETS["paper"]["seed"]  # one value for both
+    assert f"(default from --preset: {PRESETS['demo']['seed']})" in lines["--seed"]
+    assert "default" not in lines["--events"]  # n_events: no preset sets it

@@ -355,7 +355,6 @@ def test_binned_statistic_refuses_bins_it_cannot_fill():
 
 def test_a_manifest_efficiency_map_out_of_the_directory_is_not_followed(tmp_path):
     from conftest import write_processed
-
     from symnplm.io.samples import efficiency_map_path
 
     out = write_processed(tmp_path / "processed")

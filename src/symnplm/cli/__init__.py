@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 from symnplm import __version__
 
+__all__ = ["OPTIONAL_MODULES", "SUBCOMMANDS", "build_parser", "main"]
+
 #: name -> "module:function" providing ``add_parser(subparsers)``.
 SUBCOMMANDS: dict[str, str] = {
     "test": "symnplm.cli.test:add_parser",

@@ -1,9 +1,24 @@
-"""Parsers of ``symnplm plot`` and ``symnplm demo`` (heavy modules are imported on use)."""
+"""``symnplm plot``, ``demo``, ``sensitivity`` and ``closure`` (heavy modules imported on use)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
+
+from symnplm.cli.errors import command
+from symnplm.cli.help import DefaultsHelpFormatter
+
+__all__ = [
+    "add_closure_parser",
+    "add_demo_parser",
+    "add_plot_parser",
+    "add_sensitivity_parser",
+    "run_closure",
+    "run_demo",
+    "run_plot",
+    "run_sensitivity",
+]
 
 
 def add_plot_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -18,43 +33,37 @@ def add_plot_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
             "projection per feature); null t percentiles against training steps. "
             "--kinematics adds emu vs mue of a `symnplm process` output, per variation."
         ),
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("result", nargs="?", help="result directory written by `symnplm test`")
-    p.add_argument("-o", "--outdir", help="where figures go (default RESULT/figures)")
+    p.add_argument("-o", "--outdir", help="where figures go (not given: RESULT/figures)")
     p.add_argument("--kinematics", metavar="PROCESSED", help="a `symnplm process` output")
-    p.add_argument("--variations", nargs="+", help="variations of --kinematics (default nominal)")
-    p.add_argument("--formats", nargs="+", default=["png"], help="e.g. png pdf")
+    p.add_argument(
+        "--variations", nargs="+", help="variations of --kinematics (not given: nominal)"
+    )
+    p.add_argument("--formats", nargs="+", default=["png"], help="figure formats, e.g. png pdf")
     p.set_defaults(func=run_plot)
     return p
 
 
+@command()
 def run_plot(args: argparse.Namespace) -> int:
     """``symnplm plot``; prints the written files, 2 on bad input."""
-    from rich.console import Console
-    from rich.markup import escape
-
     from symnplm import plotting
 
-    console = Console(stderr=True, soft_wrap=True)
     if args.result is None and args.kinematics is None:
-        console.print("[red]error:[/red] give a RESULT directory and/or --kinematics PROCESSED")
-        return 2
+        raise ValueError("give a RESULT directory and/or --kinematics PROCESSED")
     paths: list[Path] = []
-    try:
-        if args.result is not None:
-            paths += plotting.plot_result(args.result, args.outdir, args.formats)
-        if args.kinematics is not None:
-            default = Path(args.result) / "figures" if args.result else Path("figures")
-            paths += plotting.plot_kinematics(
-                args.kinematics,
-                Path(args.outdir) if args.outdir else default,
-                variations=args.variations,
-                formats=args.formats,
-            )
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        console.print(f"[red]error:[/red] {escape(str(msg))}")
-        return 2
+    if args.result is not None:
+        paths += plotting.plot_result(args.result, args.outdir, args.formats)
+    if args.kinematics is not None:
+        default = Path(args.result) / "figures" if args.result else Path("figures")
+        paths += plotting.plot_kinematics(
+            args.kinematics,
+            Path(args.outdir) if args.outdir else default,
+            variations=args.variations,
+            formats=args.formats,
+        )
     for path in paths:
         print(path)
     return 0
@@ -76,16 +85,24 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
             "binned diagnostics, result directories, figures and a summary table. "
             "Rerunning resumes."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
-    p.add_argument("-o", "--outdir", type=Path, default=d.outdir)
-    p.add_argument("--fileset", type=Path, help="default: datasets/demo/fileset.json")
-    p.add_argument("--permutations", type=int, default=d.permutations)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("-o", "--outdir", type=Path, default=d.outdir, help="output directory")
+    p.add_argument(
+        "--fileset",
+        type=Path,
+        help="coffea fileset JSON (not given: datasets/demo/fileset.json, here or in the checkout)",
+    )
+    p.add_argument(
+        "--permutations", type=int, default=d.permutations, help="permutations of each test"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=d.batch_size, help="permutations per batch (one file)"
+    )
     p.add_argument("--max-iter", type=int, default=d.max_iter, help="Newton iterations cap")
     p.add_argument("--workers", type=int, default=d.workers, help="local dask workers")
     p.add_argument("--scheduler", help="address of a running dask scheduler")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of everything random")
     p.add_argument(
         "--inject-br",
         type=float,
@@ -95,21 +112,24 @@ def add_demo_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     p.add_argument(
         "--efficiency-map",
         help="correctionlib map eps_mu/eps_e applied to the electrons, or 'none' (results in "
-        "uncorrected/); default datasets/demo/efficiency_map.json",
+        "uncorrected/); not given: efficiency_map.json beside the fileset, else the demo "
+        "dataset's",
     )
     p.add_argument(
-        "--observables", nargs="+", choices=["m_coll", "5d"], default=list(d.observables)
+        "--observables",
+        nargs="+",
+        choices=["m_coll", "5d"],
+        default=list(d.observables),
+        help="m_coll and/or the five two-body features",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_demo)
     return p
 
 
+@command(resumes="finished batches are kept; the same command resumes the demo")
 def run_demo(args: argparse.Namespace) -> int:
     """``symnplm demo``."""
-    from rich.console import Console
-    from rich.markup import escape
-
     from symnplm.workflow.demo import DemoSettings
     from symnplm.workflow.demo import run_demo as _run
 
@@ -128,11 +148,7 @@ def run_demo(args: argparse.Namespace) -> int:
         observables=tuple(args.observables),
         quiet=args.quiet,
     )
-    try:
-        _run(settings)
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(err))}")
-        return 2
+    _run(settings)
     return 0
 
 
@@ -155,6 +171,7 @@ def add_sensitivity_parser(subparsers: argparse._SubParsersAction) -> argparse.A
             "reach.md (BR at median Z = 2 and 3) and the figures z_vs_br, z_vs_zid. "
             "Samples, features and statistic as in `symnplm test` (--config or flags)."
         ),
+        formatter_class=DefaultsHelpFormatter,
     )
     from symnplm.cli.test import add_arguments
     from symnplm.workflow.sensitivity import PROTOCOLS
@@ -169,13 +186,13 @@ def add_sensitivity_parser(subparsers: argparse._SubParsersAction) -> argparse.A
         "--null-toys",
         type=int,
         default=None,
-        help="replicas at BR = 0, per luminosity (default: --toys)",
+        help="replicas at BR = 0, per luminosity (not given: --toys)",
     )
     p.add_argument(
         "--protocol",
         choices=PROTOCOLS,
         default="pseudo-data",
-        help="how replicas are drawn: pseudo-data (thinned simulation, default), bootstrap "
+        help="how replicas are drawn: pseudo-data (thinned simulation), bootstrap "
         "(the paper's pool bootstrap, signal in A only) or lfuv (the same pool, the signal's "
         "emu events in A and its mue events in B)",
     )
@@ -185,17 +202,25 @@ def add_sensitivity_parser(subparsers: argparse._SubParsersAction) -> argparse.A
         nargs="+",
         default=None,
         metavar="FB",
-        help="bootstrap, lfuv: luminosities in fb^-1, each with its own null (default: "
+        help="bootstrap, lfuv: luminosities in fb^-1, each with its own null (not given: "
         "--luminosity-fb, else the processed sample's)",
     )
     p.set_defaults(func=run_sensitivity)
     return p
 
 
+def _sensitivity_resumes(args: argparse.Namespace) -> str | None:
+    from symnplm.workflow.sensitivity import PROTOCOL_PAIRING
+
+    if args.protocol not in PROTOCOL_PAIRING:
+        return None  # pseudo-data replicas are not kept
+    return "every finished (luminosity, BR) point is kept; the same command resumes the study"
+
+
+@command(resumes=_sensitivity_resumes)
 def run_sensitivity(args: argparse.Namespace) -> int:
     """``symnplm sensitivity``."""
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     from symnplm import plotting
@@ -204,55 +229,46 @@ def run_sensitivity(args: argparse.Namespace) -> int:
     from symnplm.workflow import sensitivity as scan
     from symnplm.workflow.progress import progress_bar
 
-    err = Console(stderr=True, soft_wrap=True)
     bootstrap = args.protocol in scan.PROTOCOL_PAIRING
-    extra: dict = {"protocol": args.protocol}
-    try:
-        cfg = config_from_args(args)
-        if cfg.output is None:
-            raise ValueError("give --output DIR (or output in the config file)")
-        if args.luminosities and not bootstrap:
-            raise ValueError(
-                "--luminosities needs --protocol bootstrap or lfuv (else --luminosity-fb)"
+    extra: dict[str, Any] = {"protocol": args.protocol}
+    cfg = config_from_args(args)
+    if cfg.output is None:
+        raise ValueError("give --output DIR (or output in the config file)")
+    output = Path(cfg.output)
+    if args.luminosities and not bootstrap:
+        raise ValueError("--luminosities needs --protocol bootstrap or lfuv (else --luminosity-fb)")
+    with progress_bar("replicas", disable=getattr(args, "quiet", False)) as bar:
+        if bootstrap:
+            model = scan.bootstrap_model(cfg, scan.PROTOCOL_PAIRING[args.protocol])
+            lumis = args.luminosities or [cfg.luminosity_fb or model.luminosity_fb]
+            n_null = args.null_toys or args.toys
+            _, points = scan.bootstrap_scan(
+                cfg,
+                args.brs,
+                args.toys,
+                luminosities=lumis,
+                n_null=n_null,
+                batch_size=cfg.calibration.batch_size,
+                progress=bar,
+                model=model,
+                checkpoint=output / "replicas",
             )
-        with progress_bar("replicas", disable=getattr(args, "quiet", False)) as bar:
-            if bootstrap:
-                model = scan.bootstrap_model(cfg, scan.PROTOCOL_PAIRING[args.protocol])
-                lumis = args.luminosities or [cfg.luminosity_fb or model.luminosity_fb]
-                n_null = args.null_toys or args.toys
-                _, points = scan.bootstrap_scan(
-                    cfg,
-                    args.brs,
-                    args.toys,
-                    luminosities=lumis,
-                    n_null=n_null,
-                    batch_size=cfg.calibration.batch_size,
-                    progress=bar,
-                    model=model,
-                    checkpoint=Path(cfg.output) / "replicas",
-                )
-                extra["luminosities"] = [float(v) for v in lumis]
-                extra["bootstrap"] = scan.bootstrap_settings(
-                    model, lumis, args.brs, args.toys, n_null
-                )
-            else:
-                _, points = scan.sensitivity_scan(
-                    cfg,
-                    args.brs,
-                    args.toys,
-                    n_null=args.null_toys,
-                    batch_size=cfg.calibration.batch_size,
-                    progress=bar,
-                )
-                extra["luminosities"] = [cfg.luminosity_fb]
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        err.print(f"[red]error:[/red] {escape(str(msg))}")
-        return 2
-    path = scan.write_scan(cfg.output, cfg, points, **extra)
-    scan.write_reach(cfg.output, points)
-    plotting.plot_sensitivity(read_json(path), cfg.output)
-    table = Table(title=f"sensitivity ({cfg.output}, {args.protocol})")
+            extra["luminosities"] = [float(v) for v in lumis]
+            extra["bootstrap"] = scan.bootstrap_settings(model, lumis, args.brs, args.toys, n_null)
+        else:
+            _, points = scan.sensitivity_scan(
+                cfg,
+                args.brs,
+                args.toys,
+                n_null=args.null_toys,
+                batch_size=cfg.calibration.batch_size,
+                progress=bar,
+            )
+            extra["luminosities"] = [cfg.luminosity_fb]
+    path = scan.write_scan(output, cfg, points, **extra)
+    scan.write_reach(output, points)
+    plotting.plot_sensitivity(read_json(path), output)
+    table = Table(title=f"sensitivity ({output}, {args.protocol})")
     columns = ["L [fb^-1]"] if bootstrap else []
     for col in (*columns, "BR", "median t", "median Z", "median Z (chi2 fit)", "Z_id"):
         table.add_column(col, justify="right")
@@ -267,7 +283,7 @@ def run_sensitivity(args: argparse.Namespace) -> int:
             f"{p.z_ideal:.2f}",
         )
     Console().print(table)
-    print(Path(cfg.output) / "reach.md")
+    print(output / "reach.md")
     return 0
 
 
@@ -288,15 +304,19 @@ def add_closure_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
             "at --brs into the test production gives the median Z. Writes "
             "OUTDIR/closure.json and figures."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("--test", type=Path, required=True, help="fileset of the SM production")
     p.add_argument(
         "--calibration", type=Path, required=True, help="fileset of an independent production"
     )
-    p.add_argument("-o", "--outdir", type=Path, required=True)
+    p.add_argument("-o", "--outdir", type=Path, required=True, help="output directory")
     p.add_argument(
-        "--observables", nargs="+", choices=["m_coll", "5d"], default=list(d.observables)
+        "--observables",
+        nargs="+",
+        choices=["m_coll", "5d"],
+        default=list(d.observables),
+        help="m_coll and/or the five two-body features",
     )
     p.add_argument(
         "--splits", type=int, default=d.splits, help="disjoint pseudo-experiments per production"
@@ -304,24 +324,46 @@ def add_closure_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
     p.add_argument(
         "--relabellings", type=int, default=d.relabellings, help="null relabellings of every PE"
     )
-    p.add_argument("--signal-luminosity-fb", type=float, default=d.signal_luminosity_fb)
-    p.add_argument("--signal-pseudo-experiments", type=int, default=d.signal_pseudo_experiments)
-    p.add_argument("--brs", type=float, nargs="*", default=list(d.branching_ratios))
-    p.add_argument("--signal-datasets", nargs="+", default=list(d.signal_datasets))
+    p.add_argument(
+        "--signal-luminosity-fb",
+        type=float,
+        default=d.signal_luminosity_fb,
+        help="luminosity (fb^-1) of the pseudo-experiments with injected signal",
+    )
+    p.add_argument(
+        "--signal-pseudo-experiments",
+        type=int,
+        default=d.signal_pseudo_experiments,
+        help="pseudo-experiments per injected BR",
+    )
+    p.add_argument(
+        "--brs",
+        type=float,
+        nargs="*",
+        default=list(d.branching_ratios),
+        help="H->tau e branching ratios injected (none given: no injection)",
+    )
+    p.add_argument(
+        "--signal-datasets", nargs="+", default=list(d.signal_datasets), help="signal datasets"
+    )
     p.add_argument("--permutations", type=int, default=d.full_permutations,
                    help="permutations of the full-sample test")  # fmt: skip
     p.add_argument("--max-iter", type=int, default=d.max_iter, help="Newton iterations cap")
-    p.add_argument("--workers", type=int, default=d.workers)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--workers", type=int, default=d.workers, help="local dask workers")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="replicas per batched fit")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of everything random")
     p.add_argument("--no-uncorrected", action="store_true", help="skip the run without the map")
     p.add_argument("--map-pt-edges", type=float, nargs="+", help="pT edges of the map (GeV)")
     p.add_argument("--map-eta-edges", type=float, nargs="+", help="|eta| edges of the map")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_closure)
     return p
 
 
+@command(
+    resumes="the processed outputs and finished batches are kept; the same command resumes "
+    "the study"
+)
 def run_closure(args: argparse.Namespace) -> int:
     """``symnplm closure``."""
     from rich.console import Console
@@ -352,11 +394,6 @@ def run_closure(args: argparse.Namespace) -> int:
         map_eta_edges=tuple(args.map_eta_edges) if args.map_eta_edges else None,
         quiet=args.quiet,
     )
-    try:
-        _run(settings, log=lambda m: console.print(escape(m)))
-    except (FileNotFoundError, KeyError, ValueError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        console.print(f"[red]error:[/red] {escape(str(msg))}")
-        return 2
+    _run(settings, log=lambda m: console.print(escape(m)))
     print(settings.outdir / "closure.json")
     return 0

@@ -19,19 +19,73 @@ A detector with a 2% muon efficiency deficit and a +0.5% electron scale offset::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
-import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from symnplm.cli.help import plain
+from symnplm.cli.errors import command
+from symnplm.cli.help import RawDescriptionDefaultsHelpFormatter, format_default, plain
 from symnplm.generation.detector_config import DetectorConfig, parse_assignments
 from symnplm.generation.presets import ALL_PROCESSES, PRESET_OUTPUT, PRESETS, preset
 from symnplm.generation.processes import BACKGROUNDS, SIGNAL_NAMES, all_processes
 
+__all__ = ["FLAG_FIELDS", "add_parser", "build_config", "build_variants", "run"]
+
 _GROUPS = {"all": ALL_PROCESSES, "background": tuple(BACKGROUNDS), "signal": SIGNAL_NAMES}
+
+
+#: command-line destination -> the ``GenerationConfig`` field it sets over the preset's
+FLAG_FIELDS: dict[str, str] = {
+    "luminosity": "luminosity_fb",
+    "signal_luminosity": "signal_luminosity_fb",
+    "lfv_br": "lfv_branching_ratio",
+    "seed": "seed",
+    "events": "n_events",
+    "event_scale": "event_scale",
+    "events_per_file": "events_per_file",
+    "skim_pt": "skim_pt_min",
+    "gen_jets": "gen_jets",
+}
+
+
+def _preset_defaults(values: Mapping[str, Any]) -> str:
+    """`` (default from --preset: X for demo, Y for paper)``, one value if the presets agree."""
+    shown = {name: format_default(v) for name, v in values.items()}
+    if len(set(shown.values())) == 1:
+        text = next(iter(shown.values()))
+    else:
+        text = ", ".join(f"{v} for {name}" for name, v in shown.items())
+    return f" (default from --preset: {text})".replace("%", "%%")
+
+
+class _GenerateHelpFormatter(RawDescriptionDefaultsHelpFormatter):
+    """Also what the presets give the options that override them.
+
+    Worked out for the help only: ``GenerationConfig`` (the value of a field a preset
+    leaves out) imports the generator, which is too slow for every start of the command.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if not text:
+            return text
+        if action.dest == "output":
+            return text + _preset_defaults({n: PRESET_OUTPUT[n] for n in sorted(PRESETS)})
+        if action.dest not in FLAG_FIELDS:
+            return text
+        from symnplm.generation.production import GenerationConfig
+
+        field = FLAG_FIELDS[action.dest]
+        fallback = {f.name: f.default for f in dataclasses.fields(GenerationConfig)}[field]
+        if all(PRESETS[n].get(field, fallback) is None for n in PRESETS):
+            return text  # what happens then is in the help text
+        return text + _preset_defaults(
+            {n: PRESETS[n].get(field, fallback) for n in sorted(PRESETS)}
+        )
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -40,15 +94,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "generate",
         help="generate e-mu samples with Pythia 8 and a parametric detector (NanoAOD files)",
         description=plain(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_GenerateHelpFormatter,
     )
     parser.add_argument(
         "--preset",
         choices=sorted(PRESETS),
         default="demo",
-        help="starting configuration (default: demo); options below override it",
+        help="starting configuration; options below override it",
     )
-    parser.add_argument("--output", type=Path, help="output directory (default: datasets/<preset>)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="output directory",
+    )
     parser.add_argument(
         "--processes",
         nargs="+",
@@ -56,7 +114,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="datasets to generate: names, or 'all', 'background', 'signal' (see --list-processes)",
     )
     parser.add_argument(
-        "--luminosity", type=float, metavar="FB", help="background integrated luminosity in fb^-1"
+        "--luminosity",
+        type=float,
+        metavar="FB",
+        help="background integrated luminosity in fb^-1",
     )
     parser.add_argument(
         "--signal-luminosity",
@@ -81,14 +142,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="generate X times sigma x L events (weights scale as 1/X)",
     )
     parser.add_argument(
-        "--events-per-file", type=int, metavar="N", help="maximum generated events per output file"
+        "--events-per-file",
+        type=int,
+        metavar="N",
+        help="maximum generated events per output file",
     )
     skim = parser.add_mutually_exclusive_group()
     skim.add_argument(
         "--skim-pt",
         type=float,
         metavar="GEV",
-        help="keep events with >= 1 electron and >= 1 muon above this pT (default 13)",
+        help="keep events with >= 1 electron and >= 1 muon above this pT",
     )
     skim.add_argument("--no-skim", action="store_true", help="write every generated event")
     parser.add_argument(
@@ -102,7 +166,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--gen-jets",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="write the GenJet collection (default: per preset; off for demo)",
+        help="write the GenJet collection",
     )
     parser.add_argument(
         "--detector",
@@ -131,7 +195,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--workers",
         type=int,
         default=min(2, os.cpu_count() or 1),
-        help="worker processes (default: min(2, cores))",
+        help="worker processes (at most 2, one per core)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
@@ -157,23 +221,11 @@ def build_config(args: argparse.Namespace) -> Any:
     from symnplm.generation.production import GenerationConfig
 
     kwargs = preset(args.preset)
-    overrides = {
-        "processes": _expand(args.processes) if args.processes else None,
-        "luminosity_fb": args.luminosity,
-        "signal_luminosity_fb": args.signal_luminosity,
-        "lfv_branching_ratio": args.lfv_br,
-        "seed": args.seed,
-        "n_events": args.events,
-        "event_scale": args.event_scale,
-        "events_per_file": args.events_per_file,
-    }
+    overrides = {field: getattr(args, dest) for dest, field in FLAG_FIELDS.items()}
+    overrides["processes"] = _expand(args.processes) if args.processes else None
     kwargs.update({k: v for k, v in overrides.items() if v is not None})
-    if args.gen_jets is not None:
-        kwargs["gen_jets"] = args.gen_jets
     if args.no_skim:
         kwargs["skim_pt_min"] = None
-    elif args.skim_pt is not None:
-        kwargs["skim_pt_min"] = args.skim_pt
     detector: dict[str, Any] = {}
     if args.detector_config is not None:
         try:
@@ -220,24 +272,23 @@ def _list_processes(branching_ratio: float) -> None:
         )
 
 
+@command(resumes="finished files are kept; the same command generates the rest")
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``symnplm generate``."""
     from symnplm.generation.production import produce
 
-    try:
-        if args.list_processes:
-            _list_processes(args.lfv_br if args.lfv_br is not None else 0.01)
-            return 0
-        config = build_config(args)
-        output = args.output or Path(PRESET_OUTPUT[args.preset])
-        start = time.perf_counter()
-        variants = build_variants(args, config.detector)
-        report = produce(
-            config, output, workers=args.workers, progress=not args.no_progress, variants=variants
+    if args.list_processes:
+        _list_processes(
+            args.lfv_br if args.lfv_br is not None else preset(args.preset)["lfv_branching_ratio"]
         )
-    except ValueError as err:
-        print(f"symnplm generate: error: {err}", file=sys.stderr)
-        return 2
+        return 0
+    config = build_config(args)
+    output = args.output or Path(PRESET_OUTPUT[args.preset])
+    start = time.perf_counter()
+    variants = build_variants(args, config.detector)
+    report = produce(
+        config, output, workers=args.workers, progress=not args.no_progress, variants=variants
+    )
     elapsed = time.perf_counter() - start
     rates = report.events_per_second()
     print(

@@ -12,21 +12,33 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from symnplm.cli.help import plain
+from symnplm.cli.errors import command
+from symnplm.cli.help import RawDescriptionDefaultsHelpFormatter, plain, show_config_defaults
+
+__all__ = ["FLAG_KEYS", "add_parser", "run"]
+
+#: command-line destination -> dotted key of the scan file it overrides
+FLAG_KEYS: dict[str, str] = {
+    "permutations": "calibration.permutations",
+    "workers": "calibration.workers",
+    "scheduler": "calibration.scheduler",
+    "seed": "seed",
+}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``symnplm scan``."""
+    """Register ``symnplm scan`` (defaults shown: :class:`~symnplm.workflow.scan.ScanConfig`)."""
     from symnplm.workflow import scan
 
     p = subparsers.add_parser(
         "scan",
         help="scan regions × observables × statistics; local and global significance",
         description=plain(scan.__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionDefaultsHelpFormatter,
     )
     p.add_argument("scan_file", type=Path, help="scan description (.yaml, .yml or .toml)")
     p.add_argument("-o", "--output", type=Path, required=True, help="result directory")
+    # no argparse defaults: a flag not given leaves the file's value
     p.add_argument(
         "--permutations", type=int, help="joint permutations (overrides calibration.permutations)"
     )
@@ -34,40 +46,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--scheduler", help="address of a running dask scheduler")
     p.add_argument("--seed", type=int, help="seed (overrides the file's)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    show_config_defaults(p, FLAG_KEYS, scan.ScanConfig())
     p.set_defaults(func=run)
     return p
 
 
+@command(resumes="finished batches are kept; the same command resumes the scan")
 def run(args: argparse.Namespace) -> int:
     """Run the scan; print the table and the global significance; 2 on bad input."""
     from rich.console import Console
     from rich.markup import escape
 
-    from symnplm.cli.errors import USER_ERRORS, error_line, interrupted
     from symnplm.workflow import config as C
     from symnplm.workflow import scan
     from symnplm.workflow.progress import progress_bar
 
     err = Console(stderr=True, soft_wrap=True)
+    data = C.read_dict(args.scan_file)
+    overrides = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items()}
+    data = C.merge(data, {k: v for k, v in overrides.items() if v is not None})
     try:
-        data = C.read_dict(args.scan_file)
-        overrides = {
-            "calibration.permutations": args.permutations,
-            "calibration.workers": args.workers,
-            "calibration.scheduler": args.scheduler,
-            "seed": args.seed,
-        }
-        data = C.merge(data, {k: v for k, v in overrides.items() if v is not None})
-        try:
-            cfg = C.from_mapping(scan.ScanConfig, data)
-        except C.ConfigError as exc:
-            raise C.ConfigError(f"{args.scan_file}: {exc}") from None
-        with progress_bar("scan tasks", disable=args.quiet) as bar:
-            result = scan.run_scan(cfg, args.output, progress=bar)
-    except USER_ERRORS as exc:
-        return error_line(err, exc)
-    except KeyboardInterrupt:
-        return interrupted(err, "scan")
+        cfg = C.from_mapping(scan.ScanConfig, data)
+    except C.ConfigError as exc:
+        raise C.ConfigError(f"{args.scan_file}: {exc}") from None
+    with progress_bar("scan tasks", disable=args.quiet) as bar:
+        result = scan.run_scan(cfg, args.output, progress=bar)
     for row in result.table():
         bound = "≤" if row["local_p_is_bound"] else "="
         print(

@@ -24,9 +24,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from symnplm.cli.help import plain
+from symnplm.cli.errors import command
+from symnplm.cli.help import RawDescriptionDefaultsHelpFormatter, plain, show_config_defaults
 from symnplm.inference.calculators import METHODS
 from symnplm.inference.results import CalibrationResult
+
+__all__ = [
+    "FLAG_KEYS",
+    "add_arguments",
+    "add_parser",
+    "config_from_args",
+    "main",
+    "run",
+    "summary_line",
+]
 
 
 def _architecture(text: str) -> list[int]:
@@ -100,46 +111,55 @@ FLAG_KEYS: dict[str, str] = {
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``symnplm test``.
 
-    Every default lives in :class:`symnplm.workflow.config.RunConfig`.
+    Every default lives in :class:`symnplm.workflow.config.RunConfig`; the help shows it.
     """
+    from symnplm.workflow.campaign import DEFAULT_BATCH
+    from symnplm.workflow.config import RunConfig
+
     # flags not given stay absent, so that a --config file's value is not overridden
     p.argument_default = argparse.SUPPRESS
     p.add_argument("--config", type=Path, help="run description (.yaml/.yml/.toml)")
     src = p.add_argument_group("samples")
     src.add_argument("--input", help="output directory of `symnplm process`")
-    for s, cat in (("a", "emu"), ("b", "mue")):
+    for s in ("a", "b"):
         S = s.upper()
-        src.add_argument(f"--{s}-category", help=f"category of sample {S} (default {cat})")
+        src.add_argument(f"--{s}-category", help=f"category of sample {S}")
         src.add_argument(
-            f"--{s}-datasets", nargs="+", help=f"datasets summed into {S} (default: all background)"
+            f"--{s}-datasets",
+            nargs="+",
+            help=f"datasets summed into {S} (not given: all background)",
         )
-        src.add_argument(f"--{s}-variation", help=f"variation of {S} (default nominal)")
+        src.add_argument(f"--{s}-variation", help=f"variation of {S}")
     src.add_argument("--a", help="parquet file of sample A (instead of --input)")
     src.add_argument("--b", help="parquet file of sample B")
     src.add_argument(
         "--features",
         nargs="+",
-        help="feature columns, or m_coll / 5d (pt_lead eta_lead pt_sublead eta_sublead dphi)",
+        help="feature columns, or m_coll / 5d (pt_lead eta_lead pt_sublead eta_sublead dphi); "
+        "not given: m_coll (every column of parquet samples)",
     )
     src.add_argument(
         "--unweight",
         choices=["none", "thin"],
-        help="none (default): use the weights; thin: unit-weight pseudo-data, event i kept "
+        help="none: use the weights; thin: unit-weight pseudo-data, event i kept "
         "with probability w_i (needs w <= 1; seeded by --seed)",
     )
     src.add_argument(
-        "--luminosity-fb", type=float, help="rescale simulation (default: the fileset's)"
+        "--luminosity-fb",
+        type=float,
+        help="rescale simulation (not given: the fileset's luminosity)",
     )
     src.add_argument(
         "--diagnostics",
         nargs="*",
-        help="binned G-tests to report (feature or feature1:feature2; none: no diagnostics); "
-        "default m_coll, the five two-body features and eta_lead:eta_sublead",
+        help="binned G-tests to report (feature or feature1:feature2; none given: no "
+        "diagnostics); without the flag: m_coll, the five two-body features and "
+        "eta_lead:eta_sublead",
     )
     src.add_argument(
         "--map-uncertainty",
         action=argparse.BooleanOptionalAction,
-        help="redraw the efficiency map's uncertainty in every null replica (default on)",
+        help="redraw the efficiency map's uncertainty in every null replica",
     )
     src.add_argument(
         "--nuisances",
@@ -148,25 +168,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "variation samples: electron_scale muon_scale efficiency",
     )
     src.add_argument("--inject-br", type=float, help="add LFV signal with this branching ratio")
-    src.add_argument(
-        "--inject-datasets", nargs="+", help="signal datasets (default ggh_htaue vbfh_htaue)"
-    )
+    src.add_argument("--inject-datasets", nargs="+", help="signal datasets")
     toy = p.add_argument_group("toy model (no --input, --a, --b): b0 = e^-x, Eq. 25")
-    toy.add_argument("--n-a", type=float, help="expected events in A (default 2000)")
-    toy.add_argument("--n-b", type=float, help="expected events in B (default 2000)")
+    toy.add_argument("--n-a", type=float, help="expected events in A")
+    toy.add_argument("--n-b", type=float, help="expected events in B")
     toy.add_argument("--signal", choices=["S1", "S2", "S3"], help="signal added to A (Eqs. 26-28)")
     toy.add_argument("--n-signal", type=float, help="expected signal events in A")
     st = p.add_argument_group("statistic")
-    st.add_argument("--statistic", choices=["symmetrized", "nplm", "crossentropy", "binned"])
-    st.add_argument("--architecture", type=_architecture, help="e.g. 1,4,1 (default: d,4,1)")
-    st.add_argument("--bins", type=int, help="binned: number of quantile bins (default 20)")
-    st.add_argument("--optimizer", choices=["adam", "newton"], help="default newton")
+    st.add_argument(
+        "--statistic",
+        choices=["symmetrized", "nplm", "crossentropy", "binned"],
+        help="the test statistic",
+    )
+    st.add_argument(
+        "--architecture", type=_architecture, help="e.g. 1,4,1 (not given: d,4,1 for d features)"
+    )
+    st.add_argument("--bins", type=int, help="binned: number of quantile bins")
+    st.add_argument("--optimizer", choices=["adam", "newton"], help="how the network is fitted")
     st.add_argument("--epochs", type=int, help="Adam epochs (paper: 500000)")
-    st.add_argument("--max-iter", type=int, help="Newton iterations cap (default 1000)")
-    st.add_argument("--clip", type=float, help="weight clipping bound (NPLM convention: 9)")
+    st.add_argument("--max-iter", type=int, help="Newton iterations cap")
+    st.add_argument(
+        "--clip", type=float, help="weight clipping bound (not given: no clipping; NPLM: 9)"
+    )
     st.add_argument("--record-every", type=int, help="record t every N epochs/iterations")
-    st.add_argument("--dtype", choices=["float32", "float64"])
-    st.add_argument("--device", help="torch device (default cpu)")
+    st.add_argument("--dtype", choices=["float32", "float64"], help="floating-point precision")
+    st.add_argument("--device", help="torch device")
     cal = p.add_argument_group("calibration")
     cal.add_argument(
         "--calibration",
@@ -175,12 +201,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="asymptotic | permutations:N | toys:N (default: permutations:100 for processed "
         "or parquet samples, asymptotic for the toy model)",
     )
-    cal.add_argument("--batch-size", type=int, help="replicas per batch (one file each)")
-    cal.add_argument("--workers", type=int, help="local dask workers (default 1)")
+    cal.add_argument(
+        "--batch-size",
+        type=int,
+        help=f"replicas per batch, one file each (not given: {DEFAULT_BATCH}, fewer if memory "
+        "needs)",
+    )
+    cal.add_argument("--workers", type=int, help="local dask workers")
     cal.add_argument("--scheduler", help="address of a running dask scheduler")
-    cal.add_argument("--seed", type=int, help="seed of everything random (default 0)")
+    cal.add_argument("--seed", type=int, help="seed of everything random")
     cal.add_argument("--output", help="result directory")
     cal.add_argument("--quiet", action="store_true", help="no progress bar")
+    show_config_defaults(p, FLAG_KEYS, RunConfig())
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -221,24 +253,19 @@ def summary_line(result: CalibrationResult) -> str:
     return line + (f"  [{note}]" if note else "")
 
 
+@command(resumes="finished batches are kept; the same command resumes the run")
 def run(args: argparse.Namespace) -> int:
     """Run the test described by ``args``, print the summary; 2 on bad input."""
     from rich.console import Console
     from rich.markup import escape
 
-    from symnplm.cli.errors import USER_ERRORS, error_line, interrupted
     from symnplm.workflow import runs as workflow
     from symnplm.workflow.progress import progress_bar
 
     err = Console(stderr=True, soft_wrap=True)
-    try:
-        cfg = config_from_args(args)
-        with progress_bar("null replicas", disable=getattr(args, "quiet", False)) as bar:
-            outcome = workflow.run(cfg, progress=bar)
-    except USER_ERRORS as exc:  # OSError: files, and a --scheduler that does not answer
-        return error_line(err, exc)
-    except KeyboardInterrupt:
-        return interrupted(err, "run")
+    cfg = config_from_args(args)
+    with progress_bar("null replicas", disable=getattr(args, "quiet", False)) as bar:
+        outcome = workflow.run(cfg, progress=bar)
     a, b, result = outcome.a, outcome.b, outcome.result
     print(
         f"A: {len(a)} events (Σw = {a.sum_weights:.6g}), "
@@ -263,7 +290,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "test",
         help="run a calibrated two-sample test (symmetrized NPLM by default)",
         description=plain(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionDefaultsHelpFormatter,
     )
     add_arguments(p)
     p.set_defaults(func=run)
@@ -275,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m symnplm.inference",
         description=plain(__doc__),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=RawDescriptionDefaultsHelpFormatter,
     )
     add_arguments(parser)
     return run(parser.parse_args(argv))

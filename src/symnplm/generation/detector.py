@@ -39,6 +39,17 @@ from symnplm.generation.detector_config import DetectorConfig
 from symnplm.generation.event_record import ParticleBatch, pseudorapidity
 from symnplm.generation.jets import anti_kt
 
+__all__ = [
+    "CUT_BASED_MEDIUM",
+    "ELECTRON_MASS",
+    "JET_ID_TIGHT",
+    "MUON_MASS",
+    "Collection",
+    "RecoEvents",
+    "child_seed",
+    "simulate",
+]
+
 ELECTRON_MASS = 0.000511
 MUON_MASS = 0.105658
 #: NanoAOD Electron_cutBased value written for every reconstructed electron (Medium).

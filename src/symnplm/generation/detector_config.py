@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["DetectorConfig", "EfficiencyMap", "parse_assignments"]
+
 
 @dataclass(frozen=True)
 class EfficiencyMap:

@@ -26,6 +26,8 @@ from symnplm.generation.processes import (
 )
 from symnplm.generation.tw_process import SigmaGB2TW
 
+__all__ = ["COMMON_SETTINGS", "PYTHIA_SEED_MAX", "PythiaGenerator"]
+
 COMMON_SETTINGS: tuple[str, ...] = (
     f"Beams:eCM = {SQRT_S_GEV}",
     "PartonLevel:MPI = off",

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
+__all__ = ["NEUTRINOS", "ParticleBatch", "pseudorapidity"]
+
 #: Neutrino |PDG id|s (invisible to the detector).
 NEUTRINOS = (12, 14, 16)
 

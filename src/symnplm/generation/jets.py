@@ -11,6 +11,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+__all__ = ["JET_RADIUS", "anti_kt"]
+
 #: Default jet radius (ATLAS/CMS standard small-R jets).
 JET_RADIUS = 0.4
 

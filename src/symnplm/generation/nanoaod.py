@@ -39,6 +39,19 @@ import uproot.writing._cascadetree
 from symnplm.generation.detector import Collection, RecoEvents
 from symnplm.io.files import atomic_path
 
+__all__ = [
+    "EMPTY_COLLECTIONS",
+    "FIXED_TIMESTAMP",
+    "MANTISSA_BITS",
+    "METADATA_KEY",
+    "UNMATCHED_INDICES",
+    "events_arrays",
+    "read_metadata",
+    "read_runs",
+    "round_mantissa",
+    "write_file",
+]
+
 #: Object stored in every file with the generation metadata (JSON in a TObjString).
 METADATA_KEY = "symnplm_metadata"
 #: Timestamp written into every file instead of the wall clock.

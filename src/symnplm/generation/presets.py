@@ -19,6 +19,8 @@ from typing import Any
 
 from symnplm.generation.processes import BACKGROUNDS, SIGNAL_NAMES
 
+__all__ = ["ALL_PROCESSES", "PAPER_SEED", "PRESETS", "PRESET_OUTPUT", "preset"]
+
 ALL_PROCESSES: tuple[str, ...] = (*BACKGROUNDS, *SIGNAL_NAMES)
 #: The arXiv number of the paper, as master seed.
 PAPER_SEED = 240109530

@@ -33,6 +33,18 @@ from dataclasses import dataclass, field
 
 from symnplm.physics.lhc import SQRT_S_GEV as SQRT_S_GEV  # the generators' √s (re-exported)
 
+__all__ = [
+    "BACKGROUNDS",
+    "HIGGS_MASS_GEV",
+    "SIGNAL_NAMES",
+    "TOP_MASS_GEV",
+    "ProcessSpec",
+    "all_processes",
+    "check_branching_ratio",
+    "get_process",
+    "signal_processes",
+]
+
 #: Masses fixed explicitly because the reference cross sections assume them.
 TOP_MASS_GEV = 172.5
 HIGGS_MASS_GEV = 125.0

@@ -46,6 +46,25 @@ from symnplm.generation.processes import ProcessSpec, all_processes, check_branc
 from symnplm.io.files import write_json
 from symnplm.io.provenance import package_versions
 
+__all__ = [
+    "BATCH_SIZE",
+    "FILESET_NAME",
+    "SKIM_PT_MIN",
+    "ChunkOutput",
+    "ChunkResult",
+    "ChunkTask",
+    "DatasetPlan",
+    "GenerationConfig",
+    "ProductionReport",
+    "chunk_seed_sequence",
+    "dataset_metadata",
+    "generate_chunk",
+    "plan_datasets",
+    "produce",
+    "pythia_seed",
+    "write_fileset",
+]
+
 FILESET_NAME = "fileset.json"
 #: Events per Pythia batch (memory: ~0.1 kB per particle, ~600 particles per tt̄ event).
 BATCH_SIZE = 500

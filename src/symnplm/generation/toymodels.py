@@ -19,6 +19,15 @@ import numpy as np
 
 from symnplm.io.samples import Sample
 
+__all__ = [
+    "SIGNALS",
+    "ToyModel",
+    "background_pdf",
+    "sample_background",
+    "sample_signal",
+    "signal_pdf",
+]
+
 SIGNALS: dict[str, dict[str, float]] = {
     "S1": {"mean": 6.4, "sigma": 0.16},
     "S3": {"mean": 1.6, "sigma": 0.16},

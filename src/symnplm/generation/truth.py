@@ -30,6 +30,29 @@ import numpy as np
 
 from symnplm.generation.event_record import ParticleBatch
 
+__all__ = [
+    "DRESSING_CONE",
+    "FROM_HARD_PROCESS",
+    "IS_DECAYED_LEPTON_HADRON",
+    "IS_DIRECT_HARD_PROCESS_TAU_DECAY_PRODUCT",
+    "IS_DIRECT_PROMPT_TAU_DECAY_PRODUCT",
+    "IS_DIRECT_TAU_DECAY_PRODUCT",
+    "IS_FIRST_COPY",
+    "IS_HARD_PROCESS",
+    "IS_HARD_PROCESS_TAU_DECAY_PRODUCT",
+    "IS_LAST_COPY",
+    "IS_PROMPT",
+    "IS_PROMPT_TAU_DECAY_PRODUCT",
+    "IS_TAU_DECAY_PRODUCT",
+    "count_tau_decays",
+    "dressing_owner",
+    "gen_particle_mask",
+    "gen_particle_mothers",
+    "has_electron_and_muon",
+    "is_prompt_lepton",
+    "status_flags",
+]
+
 IS_PROMPT = 1 << 0
 IS_DECAYED_LEPTON_HADRON = 1 << 1
 IS_TAU_DECAY_PRODUCT = 1 << 2

@@ -35,6 +35,8 @@ import math
 
 import pythia8mc
 
+__all__ = ["PROCESS_CODE", "SigmaGB2TW", "dsigma_dt", "numerator", "trace_x"]
+
 #: Pythia process code for the Python process (user range).
 PROCESS_CODE = 9901
 _B = 5

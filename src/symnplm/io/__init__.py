@@ -11,3 +11,5 @@
 ``files``
     Atomic writes, JSON with non-finite numbers, writable-directory checks.
 """
+
+__all__: list[str] = []

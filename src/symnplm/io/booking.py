@@ -53,6 +53,28 @@ if TYPE_CHECKING:
     from symnplm.inference.reweighting import ReweightingUncertainty
     from symnplm.workflow.config import RunConfig
 
+__all__ = [
+    "HISTS_JSON",
+    "HISTS_ROOT",
+    "N_BINS",
+    "RUN_JSON",
+    "BookedResult",
+    "book_functions",
+    "book_null",
+    "book_result",
+    "convergence_note",
+    "feature_label",
+    "format_p_z",
+    "load_result",
+    "p_value_is_bound",
+    "read_hists",
+    "result_p_is_bound",
+    "summary",
+    "write_hists",
+    "write_hists_root",
+    "write_result",
+]
+
 RUN_JSON = "run.json"
 HISTS_JSON = "hists.json"
 #: the same histograms as ROOT TH1/TH2/TProfile (uproot), one per combination of categories

@@ -17,6 +17,18 @@ from typing import Any
 
 import numpy as np
 
+__all__ = [
+    "LOCK_NAME",
+    "DirectoryBusy",
+    "atomic_path",
+    "check_writable_directory",
+    "check_writable_file",
+    "directory_lock",
+    "read_json",
+    "write_json",
+    "write_npz",
+]
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:

@@ -8,6 +8,8 @@ import platform
 import sys
 from typing import Any
 
+__all__ = ["RECORDED_PACKAGES", "package_versions", "provenance"]
+
 #: Distributions whose versions are recorded (those that can change a number).
 RECORDED_PACKAGES: tuple[str, ...] = (
     "symnplm",

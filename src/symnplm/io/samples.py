@@ -26,6 +26,24 @@ import numpy as np
 from symnplm.exceptions import EmptySelectionError
 from symnplm.io.files import atomic_path
 
+__all__ = [
+    "COLUMNS_DIR",
+    "MANIFEST_NAME",
+    "WEIGHT_COLUMN",
+    "WEIGHT_PREFIX",
+    "Sample",
+    "as_sample",
+    "efficiency_map_path",
+    "inside",
+    "is_weight_column",
+    "load_sample",
+    "read_manifest",
+    "read_rows",
+    "sample_parts",
+    "sample_path",
+    "write_columns",
+]
+
 WEIGHT_COLUMN = "weight"
 #: prefix of further weight columns: ``weight:efficiency_up1`` holds that variation's weights
 WEIGHT_PREFIX = "weight:"

@@ -78,6 +78,17 @@ import numpy as np
 
 from symnplm.io.files import atomic_path
 
+__all__ = [
+    "DEFAULT_ABSETA_EDGES",
+    "DEFAULT_NAME",
+    "DEFAULT_PT_EDGES",
+    "MASK_RATIO",
+    "RECORD_KEY",
+    "SYSTEMATICS",
+    "EfficiencyRatio",
+    "measure_efficiency_ratio",
+]
+
 #: Default pT bin edges (GeV); values beyond the last edge use the last bin.
 DEFAULT_PT_EDGES: tuple[float, ...] = (
     15.0,

@@ -34,6 +34,19 @@ import awkward as ak
 import numpy as np
 import vector
 
+__all__ = [
+    "EMU_COLUMNS",
+    "TWO_BODY_FEATURES",
+    "CollinearForm",
+    "Kinematics",
+    "by_role",
+    "collinear_mass",
+    "delta_phi",
+    "emu_features",
+    "invariant_mass",
+    "momenta",
+]
+
 #: The five two-body features of the NPLM multivariate studies, ordered by role.
 TWO_BODY_FEATURES: tuple[str, ...] = ("pt_lead", "eta_lead", "pt_sublead", "eta_sublead", "dphi")
 

@@ -41,6 +41,30 @@ import numpy as np
 
 from symnplm.physics.kinematics import momenta
 
+__all__ = [
+    "ELECTRON_CUTS",
+    "ETA_VETOES",
+    "ISOLATION_MAX",
+    "JET_CUTS",
+    "MUON_CUTS",
+    "PAPER_ELECTRON_CUTS",
+    "PAPER_MUON_CUTS",
+    "SELECTIONS",
+    "ChargeMode",
+    "EMuSelection",
+    "JetCuts",
+    "LeptonCuts",
+    "category_filters",
+    "category_names",
+    "charge_category",
+    "count_jets",
+    "emu_categories",
+    "jet_multiplicities",
+    "lepton_cuts",
+    "lepton_mask",
+    "select_emu",
+]
+
 ChargeMode = Literal["opposite", "same"]
 
 

@@ -25,6 +25,19 @@ from typing import Any, Literal
 import awkward as ak
 import numpy as np
 
+__all__ = [
+    "ELECTRON_SCALE",
+    "MUON_SCALE",
+    "NOMINAL",
+    "NORMALISATION",
+    "Flavour",
+    "MomentumScale",
+    "Normalisation",
+    "propagate_to_met",
+    "scale_momenta",
+    "variation_name",
+]
+
 NOMINAL = "nominal"
 
 Flavour = Literal["electron", "muon"]

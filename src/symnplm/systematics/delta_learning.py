@@ -41,6 +41,16 @@ from symnplm.io.files import read_json, write_json
 from symnplm.io.provenance import provenance
 from symnplm.io.samples import Sample, load_sample
 
+__all__ = [
+    "ACCUMULATE",
+    "DEFAULT_DELTA_FIT",
+    "DeltaObjective",
+    "LearnedNuisance",
+    "VariationSet",
+    "learn_deltas",
+    "variation_set_from_processor",
+]
+
 ACCUMULATE = torch.float64
 
 #: Newton in double precision with the Gauss–Newton curvature: the quadratic loss is

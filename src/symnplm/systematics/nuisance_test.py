@@ -43,6 +43,8 @@ from symnplm.inference.test_statistics import BatchFit, NetworkTest, ReplicaBatc
 from symnplm.systematics.nuisances import NuisanceSet
 from symnplm.systematics.objectives import Link, NuisanceObjective
 
+__all__ = ["CONSTANT", "NuisanceNPLMTest", "NuisanceSymmetrizedTest"]
+
 #: f ≡ constant for every event (one bin that catches everything): the null's free ratio.
 CONSTANT = BinwiseFunction((0.0, 1.0))
 

@@ -26,6 +26,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+__all__ = ["AsymmetryNuisance", "NormalisationNuisance", "Nuisance", "NuisanceSet"]
+
 
 @runtime_checkable
 class Nuisance(Protocol):

@@ -46,6 +46,8 @@ from symnplm.engine.objectives import (
     _widest,
 )
 
+__all__ = ["Link", "NuisanceObjective"]
+
 Link = Literal["extended", "crossentropy"]
 _SLOPE = {"extended": 1.0, "crossentropy": 2.0}  # z = a f + log r (Eq. 34: logit 2δ)
 

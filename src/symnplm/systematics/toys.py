@@ -27,6 +27,15 @@ import numpy as np
 from symnplm.io.samples import Sample
 from symnplm.systematics.delta_learning import VariationSet
 
+__all__ = [
+    "AsymmetryToy",
+    "ExponentialNuisanceToy",
+    "efficiency_shape",
+    "efficiency_variations",
+    "scale_log_ratio",
+    "scale_variations",
+]
+
 
 def scale_log_ratio(x: np.ndarray, nu: float, sigma: float) -> np.ndarray:
     """Exact log r(x; ν) of the momentum scale on b0: -σν - x (e^{-σν} - 1), x ≥ 0."""

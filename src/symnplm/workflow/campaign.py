@@ -26,6 +26,8 @@ import hashlib
 import json
 import logging
 import os
+import signal
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -44,6 +46,8 @@ from symnplm.inference.reweighting import ReweightingUncertainty
 from symnplm.inference.test_statistics import TwoSampleTest
 from symnplm.io.files import read_json, write_json, write_npz
 from symnplm.io.samples import Sample
+
+__all__ = ["CAMPAIGN_JSON", "DEFAULT_BATCH", "Campaign", "Progress", "dask_client", "fingerprint"]
 
 CAMPAIGN_JSON = "campaign.json"
 #: replicas per batch when none is given (bounded by memory, see default_batch_size)
@@ -76,12 +80,32 @@ def _batch_task(
 
 
 @contextlib.contextmanager
+def _workers_ignore_sigint() -> Iterator[None]:
+    """SIGINT ignored while local worker processes start: they inherit the setting.
+
+    Ctrl-C in a terminal goes to the whole process group; the workers then leave it to
+    this process, which closes them, instead of each printing its own traceback. A
+    Ctrl-C in the second the workers take to start is not seen.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        # None: a handler installed from outside Python; the default is the closest
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+
+
+@contextlib.contextmanager
 def dask_client(workers: int = 1, scheduler: str | None = None) -> Iterator[Any]:
     """A ``distributed.Client``: to ``scheduler`` if given, else to a new local cluster.
 
     The local cluster has ``workers`` single-threaded workers; one worker runs in this
     process (threads), several run as processes so that their fits run in parallel
-    (dask starts them with ``OMP_NUM_THREADS=1``: one torch thread each).
+    (dask starts them with ``OMP_NUM_THREADS=1``: one torch thread each) and leave
+    Ctrl-C to this process.
     """
     import dask
     from distributed import Client, LocalCluster
@@ -90,23 +114,27 @@ def dask_client(workers: int = 1, scheduler: str | None = None) -> Iterator[Any]
         with Client(scheduler) as client:
             yield client
         return
-    with (
+    with contextlib.ExitStack() as stack:
         # dask sets MALLOC_TRIM_THRESHOLD_=65536 in worker processes; glibc then returns
         # every freed tensor to the OS and Newton fits run 2.5x slower (measured). Unset it.
-        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}),
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=workers > 1,
-            # this machine only (not every interface; one worker talks in-process); no
-            # fixed port: clusters may run side by side
-            host="127.0.0.1" if workers > 1 else None,
-            dashboard_address="127.0.0.1:0",
-            silence_logs=logging.ERROR,  # not the nanny's "still alive, killing" at shutdown
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
+        stack.enter_context(
+            dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
+        )
+        with _workers_ignore_sigint() if workers > 1 else contextlib.nullcontext():
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=workers > 1,
+                    # this machine only (not every interface; one worker talks in-process);
+                    # no fixed port: clusters may run side by side
+                    host="127.0.0.1" if workers > 1 else None,
+                    dashboard_address="127.0.0.1:0",
+                    # not the nanny's "still alive, killing" at shutdown
+                    silence_logs=logging.ERROR,
+                )
+            )
+        yield stack.enter_context(Client(cluster))
 
 
 class Campaign:

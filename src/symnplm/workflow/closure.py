@@ -131,6 +131,13 @@ def _measure_map(processed: Path, path: Path, settings: ClosureSettings) -> Path
 # ---------------------------------------------------------------------------------------
 # pseudo-experiments
 # ---------------------------------------------------------------------------------------
+def _processed(cfg: RunConfig) -> Path:
+    """The processor output that ``cfg`` (made by :func:`_config`) reads."""
+    if cfg.input is None:
+        raise ValueError("the closure study reads processor output: the run has no input")
+    return Path(cfg.input)
+
+
 @dataclass
 class _Pool:
     """The weighted emu and mue samples of a processed production, with every column."""
@@ -151,7 +158,7 @@ class _Pool:
         # the whole sample's own reweighting uncertainty is not needed: each PE gets its own
         inputs = load_inputs(dataclasses.replace(cfg, map_uncertainty=False))
         assert inputs.columns_a is not None and inputs.columns_b is not None
-        path = efficiency_map_path(cfg.input)
+        path = efficiency_map_path(_processed(cfg))
         emap = EfficiencyRatio.read(path) if path is not None else None
 
         def ratio(s: Sample) -> np.ndarray:
@@ -281,7 +288,8 @@ def _full(cfg: RunConfig, client: Any) -> tuple[dict[str, Any], Any]:
 
     start = time.perf_counter()
     full = workflow.run(cfg, client=client)
-    plotting.plot_result(cfg.output)
+    if full.directory is not None:  # _config always gives an output
+        plotting.plot_result(full.directory)
     summary = {
         "t": full.result.t,
         "dof": full.result.dof,
@@ -375,7 +383,7 @@ def _signal(
     """Median Z of PEs with H→τe injected, against relabelled SM PEs at the same luminosity."""
     from symnplm.io.samples import read_manifest
 
-    present = set(read_manifest(cfg.input)["fileset"])
+    present = set(read_manifest(_processed(cfg))["fileset"])
     datasets = [d for d in settings.signal_datasets if d in present]
     if not datasets:
         raise ValueError(

@@ -36,6 +36,17 @@ from symnplm.inference.significance import asymptotic_z
 from symnplm.io.files import atomic_path, read_json, write_json
 from symnplm.workflow.config import RunConfig, StatisticSpec
 
+__all__ = [
+    "DemoSettings",
+    "default_efficiency_map",
+    "default_fileset",
+    "run_config",
+    "run_demo",
+    "summary_notes",
+    "summary_rows",
+    "write_summary",
+]
+
 
 def default_fileset() -> Path:
     """The embedded demo dataset, ``datasets/demo/fileset.json``.
@@ -280,7 +291,8 @@ def run_demo(settings: DemoSettings) -> list[dict[str, Any]]:
                 + (f"; smallest binned {_worst(worst)}" if worst else "")
                 + (f" [{note}]" if note else "")
             )
-            plotting.plot_result(cfg.output)
+            if outcome.directory is not None:  # run_config always gives an output
+                plotting.plot_result(outcome.directory)
     plotting.plot_kinematics(
         processed,
         settings.outdir / "figures" / ("" if settings.use_efficiency_map else "uncorrected"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
+__all__ = ["Progress", "progress_bar"]
+
 Progress = Callable[[int, int], None]
 
 
@@ -23,6 +25,7 @@ def progress_bar(description: str, *, disable: bool = False) -> Iterator[Progres
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        TaskID,
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
@@ -36,7 +39,7 @@ def progress_bar(description: str, *, disable: bool = False) -> Iterator[Progres
         console=Console(stderr=True),
         transient=False,
     )
-    task: list[int] = []
+    task: list[TaskID] = []
 
     def update(done: int, total: int) -> None:
         if not task:

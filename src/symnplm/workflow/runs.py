@@ -62,6 +62,28 @@ if TYPE_CHECKING:
     from symnplm.physics.efficiency import EfficiencyRatio
     from symnplm.systematics import NuisanceSet
 
+__all__ = [
+    "DIAGNOSTICS",
+    "DIAGNOSTIC_REPLICAS",
+    "NPLM_REFERENCE_RATIO",
+    "UNWEIGHT_METHODS",
+    "Progress",
+    "RunInputs",
+    "RunOutcome",
+    "build_test",
+    "emu_vs_mue",
+    "learn_nuisances",
+    "load_inputs",
+    "load_processed",
+    "map_reweighting",
+    "map_uncertainty",
+    "prepare_samples",
+    "reference_note",
+    "run",
+    "scale_features",
+    "unweight",
+]
+
 #: null replicas of the binned diagnostics when the test is not calibrated by permutations
 DIAGNOSTIC_REPLICAS = 200
 

@@ -84,6 +84,8 @@ __all__ = [
     "ScanConfig",
     "ScanData",
     "ScanResult",
+    "build_cells",
+    "load_data",
     "load_scan",
     "run_scan",
 ]
@@ -591,24 +593,24 @@ def _execute(
     # every cell's arrays travel to the workers once, not once per task
     shipped: dict[str, Any] = {}
     futures = {}
-    for kind, cell, batch in todo:
+    for _, cell, batch in todo:
         if cell.key not in shipped:
             rw = None if data.reweighting is None else data.reweighting.take(cell.index)
             shipped[cell.key] = client.scatter(
                 (cell, w[cell.index], is_a[cell.index], rw), broadcast=False
             )
         payload = shipped[cell.key]
-        if kind == "observed":
+        if batch is None:  # the observed fit
             fut = client.submit(_observed_remote, payload, seed, pure=False)
         else:
             fut = client.submit(
                 _null_remote, payload, len(w), data.n_a, seed, range(*batch), pure=False
             )
-        futures[fut] = (kind, cell, batch)
+        futures[fut] = (cell, batch)
     for fut in as_completed(futures):
-        kind, cell, batch = futures[fut]
+        cell, batch = futures[fut]
         result = fut.result()
-        if kind == "observed":
+        if batch is None:
             write_json(directory.observed(cell), result)
         else:
             write_npz(directory.batch(cell, *batch), **result)
@@ -667,7 +669,7 @@ def _collect(
             }
         )
     t_null = np.stack(nulls)
-    significance = global_significance([r["t"] for r in rows], t_null)
+    significance = global_significance(np.array([r["t"] for r in rows]), t_null)
     result = ScanResult(rows, t_null, significance, directory.path, seconds, skipped)
     _write_outputs(cfg, result, luminosity_fb)
     return result

@@ -58,6 +58,7 @@ pool at L for one sample, N_b(L); signal: the template at BR and L).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -78,6 +79,30 @@ from symnplm.io.provenance import provenance
 from symnplm.io.samples import Sample, read_manifest
 from symnplm.workflow.config import InjectionSpec, RunConfig
 from symnplm.workflow.runs import build_test, load_inputs, prepare_samples, unweight
+
+__all__ = [
+    "MIN_EXPECTED_EVENTS",
+    "PAIRINGS",
+    "PROTOCOLS",
+    "PROTOCOL_PAIRING",
+    "REACH_TARGETS",
+    "ZID_EDGES_GEV",
+    "BootstrapModel",
+    "Progress",
+    "SensitivityPoint",
+    "bootstrap_experiments",
+    "bootstrap_model",
+    "bootstrap_scan",
+    "bootstrap_settings",
+    "ideal_z",
+    "pseudo_experiments",
+    "reach",
+    "reach_table",
+    "replica_stream",
+    "sensitivity_scan",
+    "write_reach",
+    "write_scan",
+]
 
 Progress = Callable[[int, int], None]
 
@@ -160,6 +185,21 @@ def _replicas(
     return null.t
 
 
+def _bootstrap_replicas(
+    test: TwoSampleTest,
+    model: BootstrapModel,
+    luminosity_fb: float,
+    branching_ratio: float,
+    n: int,
+    stream: np.random.SeedSequence,
+    batch_size: int | None,
+    progress: Progress | None,
+) -> np.ndarray:
+    """:func:`_replicas` of ``model``'s bootstrap replicas at (L, BR)."""
+    generator = model.experiments(luminosity_fb, branching_ratio)
+    return _replicas(test, generator, n, stream, batch_size, progress)
+
+
 def _points(
     t_by_br: Mapping[float, np.ndarray],
     dof: float,
@@ -215,6 +255,11 @@ def pseudo_experiments(
     return generate
 
 
+def _on_m_coll(cfg: RunConfig) -> RunConfig:
+    """``cfg`` on unscaled m_coll with the simulation's weights (the Z_id templates)."""
+    return dataclasses.replace(cfg, features="m_coll", scale=None, unweight="none")
+
+
 def ideal_z(cfg: RunConfig, br: float, edges: np.ndarray) -> float:
     """Z_id of Eq. (29) on m_coll templates (``edges`` in 100 GeV), emu and mue combined.
 
@@ -223,9 +268,8 @@ def ideal_z(cfg: RunConfig, br: float, edges: np.ndarray) -> float:
     """
     if br <= 0:
         return 0.0
-    one_d = {"features": "m_coll", "scale": None, "unweight": "none"}
-    background = prepare_samples(dataclasses.replace(cfg, inject=None, **one_d))
-    total = prepare_samples(dataclasses.replace(_weighted(cfg, br), **one_d))
+    background = prepare_samples(_on_m_coll(dataclasses.replace(cfg, inject=None)))
+    total = prepare_samples(_on_m_coll(_weighted(cfg, br)))
     templates = []
     for bkg, tot in zip(background, total):
         n_b = np.histogram(bkg.features[:, 0], edges, weights=bkg.weights)[0]
@@ -591,7 +635,7 @@ def bootstrap_model(cfg: RunConfig, pairing: str = "pooled") -> BootstrapModel:
             f"a.category and b.category are both {cfg.a.category!r}: the LFUV protocol "
             "compares two categories (e.g. emu against mue)"
         )
-    if cfg.source != "processed":
+    if cfg.source != "processed" or cfg.input is None:
         raise ConfigError("the bootstrap protocol needs a processor output (input / --input)")
     manifest = read_manifest(cfg.input)
     fileset = manifest.get("fileset", {})
@@ -808,24 +852,24 @@ def bootstrap_scan(
         for br in brs:
             n = n_null if br == 0 else n_toys
             key = {**common, "luminosity_fb": lumi, "branching_ratio": br, "n": n}
-            job = _offset(progress, done, total)
-            t_by_br[br] = _checkpointed(
-                directory,
-                key,
-                lambda lumi=lumi, br=br, n=n, job=job: _replicas(
-                    test,
-                    model.experiments(lumi, br),
-                    n,
-                    replica_stream(cfg.seed, lumi, br),
-                    batch_size,
-                    job,
-                ),
+            # the generator is made only when the checkpoint lacks (L, BR)
+            compute = functools.partial(
+                _bootstrap_replicas,
+                test,
+                model,
+                lumi,
+                br,
+                n,
+                replica_stream(cfg.seed, lumi, br),
+                batch_size,
+                _offset(progress, done, total),
             )
+            t_by_br[br] = _checkpointed(directory, key, compute)
             done += n
             if progress is not None:
                 progress(done, total)
         nulls[lumi] = t_by_br[0.0]
-        points += _points(t_by_br, test.dof, lambda br, lumi=lumi: model.ideal_z(lumi, br), lumi)
+        points += _points(t_by_br, test.dof, functools.partial(model.ideal_z, lumi), lumi)
     return nulls, points
 
 
