@@ -157,3 +157,19 @@ def test_permutation_null_on_cuda_matches_the_cpu():
     cpu = permutation_null(SymmetrizedTest(fit=fit), a, b, 8, seed=5)
     gpu = permutation_null(SymmetrizedTest(fit=replace(fit, device="cuda")), a, b, 8, seed=5)
     np.testing.assert_allclose(gpu.t, cpu.t, rtol=1e-4, atol=1e-4)
+
+
+def test_progress_true_draws_the_replicas_done_with_an_eta(capsys):
+    a, b = ToyModel(150, 170)(np.random.default_rng(2))
+    test = BinnedTest(quantile_edges(Sample.concatenate([a, b]), 6))
+    quiet = calibrate(test, a, b, method="permutations", n=12, seed=3, batch_size=4)
+    assert capsys.readouterr().err == ""  # opt-in: nothing without it
+    shown = calibrate(test, a, b, method="permutations", n=12, seed=3, batch_size=4, progress=True)
+    lines = capsys.readouterr().err.split("\r")[1:]
+    assert [line.split(" (")[0] for line in lines] == [
+        "permutations: 4/12",
+        "permutations: 8/12",
+        "permutations: 12/12",
+    ]
+    assert "ETA" in lines[0] and "ETA" not in lines[-1] and lines[-1].endswith("\n")
+    np.testing.assert_array_equal(shown.null.t, quiet.null.t)  # drawing changes nothing

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from symnplm.inference.batches import ReplicaBatch, TwoSampleTest
+from symnplm.inference.progress import ProgressLine
 from symnplm.inference.results import CalibrationResult, NullDistribution, TestResult
 from symnplm.inference.reweighting import ReweightingUncertainty
 from symnplm.inference.significance import (
@@ -376,7 +377,7 @@ def calibrate(
     generator: ToyGenerator | None = None,
     batch_size: int | None = None,
     observed: TestResult | None = None,
-    progress: Progress | None = None,
+    progress: Progress | bool | None = None,
     reweighting: ReweightingUncertainty | None = None,
 ) -> CalibrationResult:
     """Observed t with its p-value and Z.
@@ -400,13 +401,16 @@ def calibrate(
     observed
         A result of ``test.fit(a, b)`` to reuse instead of refitting.
     progress
-        Called as ``progress(done, total)`` after each batch.
+        Called as ``progress(done, total)`` after each batch; ``True`` draws a line with
+        the replicas done and an ETA on standard error
+        (:class:`~symnplm.inference.progress.ProgressLine`).
     reweighting
         Uncertainty of label-dependent weights, redrawn in every null replica
         (:mod:`symnplm.inference.reweighting`); not for the asymptotic method.
     """
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; choose from {METHODS}")
+    report = ProgressLine(method) if progress is True else progress or None
     a, b = as_sample(a, "A"), as_sample(b, "B")
     obs = observed if observed is not None else test.fit(a, b, seed=seed)
     if method == "asymptotic":
@@ -428,7 +432,7 @@ def calibrate(
             n,
             seed=seed,
             batch_size=batch_size,
-            progress=progress,
+            progress=report,
             reweighting=reweighting,
         )
     else:
@@ -440,7 +444,7 @@ def calibrate(
             generator=generator,
             seed=seed,
             batch_size=batch_size,
-            progress=progress,
+            progress=report,
             reweighting=reweighting,
         )
     return calibrated(obs, null)
