@@ -73,8 +73,8 @@ from symnplm.processors.inputs import (
 __all__ = [
     "EFFICIENCY_MAP_NAME",
     "EXECUTORS",
-    "Execution",
     "PROCESSED_MARKER",
+    "Execution",
     "Executor",
     "ProcessingReport",
     "process_fileset",
@@ -139,21 +139,11 @@ def _executor(
         if client is not None:
             yield processor.DaskExecutor(client=client, status=status, retries=retries)
             return
-        from distributed import Client, LocalCluster
+        # the same local cluster (this machine only, Ctrl-C left to this process) or
+        # scheduler connection (one error if it does not answer) as the statistics use
+        from symnplm.workflow.cluster import dask_client
 
-        with contextlib.ExitStack() as stack:
-            if scheduler is not None:
-                own = stack.enter_context(Client(scheduler))
-            else:
-                cluster = stack.enter_context(
-                    LocalCluster(
-                        n_workers=workers,
-                        threads_per_worker=1,
-                        host="127.0.0.1",
-                        dashboard_address=None,
-                    )
-                )
-                own = stack.enter_context(Client(cluster))
+        with dask_client(workers, scheduler) as own:
             yield processor.DaskExecutor(client=own, status=status, retries=retries)
     else:
         raise ValueError(f"executor must be one of {EXECUTORS}, got {kind!r}")

@@ -257,3 +257,16 @@ def test_two_processes_into_one_directory(tmp_path):
     parts = [p["path"] for s in manifest["samples"] for p in s["parts"]]
     assert parts and all((out / p).exists() for p in parts)
     assert manifest["cutflow"]["data"]["all"] == 1000
+
+
+def test_a_scheduler_that_does_not_answer_is_one_line(small_fileset, tmp_path, capsys):
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        code = run(
+            str(small_fileset), "-o", str(tmp_path / "out"), "--quiet",
+            "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9",
+        )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "scheduler tcp://127.0.0.1:9: no answer within 1 s" in err
+    assert "Traceback" not in err

@@ -15,7 +15,8 @@ from symnplm.engine import FitConfig
 from symnplm.generation.toymodels import ToyModel
 from symnplm.inference import SymmetrizedTest, calibrate, permutation_null
 from symnplm.inference.results import CalibrationResult
-from symnplm.workflow.campaign import Campaign, CampaignIncomplete, dask_client
+from symnplm.workflow.campaign import Campaign, CampaignIncomplete
+from symnplm.workflow.cluster import dask_client
 
 FAST = FitConfig(optimizer="newton", max_iter=15)
 

@@ -7,6 +7,8 @@
     Samples → test → calibration → booking (:func:`run`, :func:`emu_vs_mue`).
 ``campaign``
     Null replicas as resumable batches on a dask cluster.
+``cluster``
+    The dask clusters they (and the processor's dask executor) run on.
 ``scan``
     Region scans: many cells, one relabelling per replica, a global p-value.
 ``sensitivity``

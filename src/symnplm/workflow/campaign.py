@@ -24,12 +24,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import os
-import signal
-import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +43,9 @@ from symnplm.inference.reweighting import ReweightingUncertainty
 from symnplm.inference.test_statistics import TwoSampleTest
 from symnplm.io.files import read_json, write_json, write_npz
 from symnplm.io.samples import Sample
+from symnplm.workflow.cluster import dask_client
 
-__all__ = ["CAMPAIGN_JSON", "DEFAULT_BATCH", "Campaign", "Progress", "dask_client", "fingerprint"]
+__all__ = ["CAMPAIGN_JSON", "DEFAULT_BATCH", "Campaign", "Progress", "fingerprint"]
 
 CAMPAIGN_JSON = "campaign.json"
 #: replicas per batch when none is given (bounded by memory, see default_batch_size)
@@ -77,64 +75,6 @@ def _batch_task(
     """One batch, run on a dask worker (a module-level function: picklable)."""
     run = permutation_batch if method == "permutations" else bootstrap_batch
     return run(test, a, b, seed, list(ids), reweighting)
-
-
-@contextlib.contextmanager
-def _workers_ignore_sigint() -> Iterator[None]:
-    """SIGINT ignored while local worker processes start: they inherit the setting.
-
-    Ctrl-C in a terminal goes to the whole process group; the workers then leave it to
-    this process, which closes them, instead of each printing its own traceback. A
-    Ctrl-C in the second the workers take to start is not seen.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers belong to the main thread
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        # None: a handler installed from outside Python; the default is the closest
-        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
-
-
-@contextlib.contextmanager
-def dask_client(workers: int = 1, scheduler: str | None = None) -> Iterator[Any]:
-    """A ``distributed.Client``: to ``scheduler`` if given, else to a new local cluster.
-
-    The local cluster has ``workers`` single-threaded workers; one worker runs in this
-    process (threads), several run as processes so that their fits run in parallel
-    (dask starts them with ``OMP_NUM_THREADS=1``: one torch thread each) and leave
-    Ctrl-C to this process.
-    """
-    import dask
-    from distributed import Client, LocalCluster
-
-    if scheduler is not None:
-        with Client(scheduler) as client:
-            yield client
-        return
-    with contextlib.ExitStack() as stack:
-        # dask sets MALLOC_TRIM_THRESHOLD_=65536 in worker processes; glibc then returns
-        # every freed tensor to the OS and Newton fits run 2.5x slower (measured). Unset it.
-        stack.enter_context(
-            dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
-        )
-        with _workers_ignore_sigint() if workers > 1 else contextlib.nullcontext():
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=1,
-                    processes=workers > 1,
-                    # this machine only (not every interface; one worker talks in-process);
-                    # no fixed port: clusters may run side by side
-                    host="127.0.0.1" if workers > 1 else None,
-                    dashboard_address="127.0.0.1:0",
-                    # not the nanny's "still alive, killing" at shutdown
-                    silence_logs=logging.ERROR,
-                )
-            )
-        yield stack.enter_context(Client(cluster))
 
 
 class Campaign:

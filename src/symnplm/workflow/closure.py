@@ -419,7 +419,7 @@ def _signal(
 def run_closure(settings: ClosureSettings, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the closure study (module docstring); writes ``closure.json`` and figures."""
     from symnplm import plotting
-    from symnplm.workflow.campaign import dask_client
+    from symnplm.workflow.cluster import dask_client
 
     if settings.splits < 2:
         raise ValueError(f"splits must be >= 2, got {settings.splits}")

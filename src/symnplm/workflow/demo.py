@@ -269,7 +269,7 @@ def run_demo(settings: DemoSettings) -> list[dict[str, Any]]:
     from symnplm import plotting
     from symnplm.io.booking import convergence_note, format_p_z, result_p_is_bound
     from symnplm.workflow import runs as workflow
-    from symnplm.workflow.campaign import dask_client
+    from symnplm.workflow.cluster import dask_client
     from symnplm.workflow.progress import progress_bar
 
     console = Console(stderr=True)

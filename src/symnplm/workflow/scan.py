@@ -519,7 +519,7 @@ def run_scan(
         A dask client; default: a local cluster of ``cfg.calibration.workers``
         (or the scheduler at ``cfg.calibration.scheduler``).
     """
-    from symnplm.workflow.campaign import dask_client
+    from symnplm.workflow.cluster import dask_client
 
     start_time = time.perf_counter()
     data = load_data(cfg) if data is None else data
