@@ -26,7 +26,7 @@ def test_batched_adam_equals_independent_adams():
     m = MLP((1, 4, 1))
     obj = _objective(m)
     params = m.init([1, 2, 3])
-    cfg = FitConfig(epochs=200, record_every=50)
+    cfg = FitConfig(optimizer="adam", epochs=200, record_every=50)
     together = fit(obj, params, cfg)
     for u in range(3):
         single = ExtendedLikelihoodObjective(
@@ -88,7 +88,7 @@ def test_unclipped_nplm_on_disjoint_support_is_flagged_divergent_not_nan():
 def test_weight_clipping_holds_after_every_step():
     m = MLP((1, 4, 1))
     obj = _objective(m, units=2)
-    res = fit(obj, m.init([1, 2]), FitConfig(epochs=300, lr=0.5, clip=0.3))
+    res = fit(obj, m.init([1, 2]), FitConfig(optimizer="adam", epochs=300, lr=0.5, clip=0.3))
     assert res.params[0].abs().max() <= 0.3 + 1e-7 and res.params[2].abs().max() <= 0.3 + 1e-7
     assert res.params[1].abs().max() > 0.3  # biases are not clipped by default
     res = fit(obj, m.init([1, 2]), FitConfig(optimizer="newton", max_iter=30, clip=0.3))
@@ -99,8 +99,12 @@ def test_event_chunks_do_not_change_the_result():
     m = MLP((1, 4, 1))
     obj = _objective(m, n=1000, dtype=torch.float64)
     params = m.init([1, 2, 3], dtype=torch.float64)
-    whole = fit(obj, params, FitConfig(epochs=30, dtype="float64"))
-    chunked = fit(obj, params, FitConfig(epochs=30, dtype="float64", max_chunk_elements=3 * 4 * 97))
+    whole = fit(obj, params, FitConfig(optimizer="adam", epochs=30, dtype="float64"))
+    chunked = fit(
+        obj,
+        params,
+        FitConfig(optimizer="adam", epochs=30, dtype="float64", max_chunk_elements=3 * 4 * 97),
+    )
     np.testing.assert_allclose(chunked.loss, whole.loss, rtol=1e-10)
     whole = fit(obj, params, FitConfig(optimizer="newton", max_iter=10, dtype="float64"))
     chunked = fit(
@@ -149,14 +153,18 @@ def test_fit_config_rejects_bad_values(kwargs, match):
 def test_cuda_matches_cpu():
     m = MLP((1, 4, 1))
     obj = _objective(m, dtype=torch.float64)
-    cpu = fit(obj, m.init([1, 2, 3], dtype=torch.float64), FitConfig(epochs=200, dtype="float64"))
+    cpu = fit(
+        obj,
+        m.init([1, 2, 3], dtype=torch.float64),
+        FitConfig(optimizer="adam", epochs=200, dtype="float64"),
+    )
     objc = ExtendedLikelihoodObjective(
         m, obj.x.cuda(), obj.ref_weight.cuda(), obj.ref_scale.cuda(), obj.data_weight.cuda()
     )
     gpu = fit(
         objc,
         m.init([1, 2, 3], dtype=torch.float64),
-        FitConfig(epochs=200, dtype="float64", device="cuda"),
+        FitConfig(optimizer="adam", epochs=200, dtype="float64", device="cuda"),
     )
     np.testing.assert_allclose(gpu.loss, cpu.loss, rtol=1e-6)
 

@@ -56,8 +56,8 @@ def test_kernel_equals_autograd(arch, loss, shared):
 @pytest.mark.parametrize("backend", ["compiled", "inductor"])
 def test_compiled_adam_matches_eager_adam(backend, label_split):
     m, obj = label_split(2000)
-    eager = fit(obj, m.init([1, 2]), FitConfig(epochs=50, backend="eager"))
-    compiled = fit(obj, m.init([1, 2]), FitConfig(epochs=50, backend=backend))
+    eager = fit(obj, m.init([1, 2]), FitConfig(optimizer="adam", epochs=50, backend="eager"))
+    compiled = fit(obj, m.init([1, 2]), FitConfig(optimizer="adam", epochs=50, backend=backend))
     np.testing.assert_allclose(compiled.loss, eager.loss, rtol=1e-4)
 
 

@@ -175,7 +175,10 @@ def test_fit_with_native_kernels_follows_eager(label_split):
     n = 3000
     m, obj = label_split(n)
     backends = ("eager", "compiled")
-    adam = {b: fit(obj, m.init([1, 2]), FitConfig(epochs=50, backend=b)) for b in backends}
+    adam = {
+        b: fit(obj, m.init([1, 2]), FitConfig(optimizer="adam", epochs=50, backend=b))
+        for b in backends
+    }
     # losses are sums over 3000 events of terms of order one that cancel to ~1: compare
     # on the scale of the terms (float32 rounding of the sums), far below what 50 epochs move
     start = obj.loss(m.init([1, 2]), None, slice(None))[0].detach().numpy()

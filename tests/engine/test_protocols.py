@@ -120,7 +120,7 @@ class _LossOnly:
 def test_adam_needs_only_the_base_protocol():
     m = MLP((1, 3, 1))
     full = _extended(m)
-    cfg = FitConfig(epochs=60, clip=3.0, backend="eager")
+    cfg = FitConfig(optimizer="adam", epochs=60, clip=3.0, backend="eager")
     want = fit(full, m.init([1, 2]), cfg)
     got = fit(_LossOnly(full), m.init([1, 2]), cfg)
     np.testing.assert_array_equal(got.loss, want.loss)

@@ -97,7 +97,7 @@ def test_toys_from_a_generator_and_from_the_poisson_bootstrap():
 def test_network_toys_with_generator_are_batched_and_padded(device):
     """Toys of different sizes share one zero-padded batch; padding must not leak into t."""
     model = ToyModel(120, 150)
-    test = SymmetrizedTest(fit=FitConfig(epochs=150, device=device))
+    test = SymmetrizedTest(fit=FitConfig(optimizer="adam", epochs=150, device=device))
     batched = toy_null(test, 4, generator=model, seed=1, batch_size=4)
     alone = toy_null(test, 4, generator=model, seed=1, batch_size=1)
     assert batched.t.shape == (4,) and np.all(np.isfinite(batched.t))

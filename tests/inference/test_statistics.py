@@ -35,7 +35,7 @@ def signal_pair():
 @pytest.mark.parametrize(
     "make",
     [
-        lambda device: SymmetrizedTest(fit=FitConfig(epochs=300, device=device)),
+        lambda device: SymmetrizedTest(fit=FitConfig(optimizer="adam", epochs=300, device=device)),
         lambda device: SymmetrizedTest(
             parametrization="sigma_delta", fit=replace(NEWTON, device=device)
         ),

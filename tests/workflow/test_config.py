@@ -197,14 +197,18 @@ def test_nuisances_pass_through_run_files(tmp_path):
     assert C.load(tmp_path / "back.yaml") == cfg
 
 
-def test_run_files_and_the_engine_share_the_newton_cap():
-    """StatisticSpec keeps the engine's default cap without importing torch."""
+def test_run_files_and_the_library_share_their_defaults():
+    """A run file, the command line and ``FitConfig()`` in Python fit the same way by
+    default (StatisticSpec repeats the engine's values without importing torch)."""
     from symnplm.engine.fitting import NEWTON_MAX_ITER, FitConfig
     from symnplm.workflow.closure import ClosureSettings
     from symnplm.workflow.config import StatisticSpec
     from symnplm.workflow.demo import DemoSettings
 
-    assert FitConfig().max_iter == NEWTON_MAX_ITER == StatisticSpec().max_iter
+    library, run_file = FitConfig(), StatisticSpec()
+    shared = ("optimizer", "epochs", "max_iter", "clip", "record_every", "dtype", "device")
+    assert {k: getattr(run_file, k) for k in shared} == {k: getattr(library, k) for k in shared}
+    assert library.optimizer == "newton" and library.max_iter == NEWTON_MAX_ITER
     closure = ClosureSettings(test="t", calibration="c", outdir="o")
     assert closure.max_iter == DemoSettings().max_iter == NEWTON_MAX_ITER
 

@@ -74,7 +74,8 @@ class FitConfig:
     Parameters
     ----------
     optimizer
-        ``"adam"`` (fixed epochs) or ``"newton"`` (converged damped Newton).
+        ``"newton"`` (default: damped Newton to convergence, as the command line) or
+        ``"adam"`` (fixed epochs, the paper's optimiser).
     epochs
         Adam epochs (full passes over the events).
     lr, betas, eps
@@ -115,8 +116,8 @@ class FitConfig:
         any depth).
     """
 
-    optimizer: Literal["adam", "newton"] = "adam"
-    epochs: int = 10_000
+    optimizer: Literal["adam", "newton"] = "newton"
+    epochs: int = 20_000
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
