@@ -7,8 +7,9 @@ from all of them; MET updated; selection re-applied):
 1. select events with exactly one electron and one muon (``symnplm.physics.selection``);
 2. compute the per-event columns — m_coll, the five two-body features by role,
    m_ll, MET, n_jets, n_bjets, the flavour-resolved lepton kinematics;
-3. weight them: genWeight × σ × L / Σw for simulation (1 for data), times the
-   efficiency-ratio weight R^ε(electron) when a map is given, times exp(ν σ_N) for
+3. weight them (coffea ``Weights``): genWeight × σ × L / Σw for simulation (1 for
+   data), times the lepton scale factors and the efficiency-ratio weight R^ε(electron)
+   when a map is given, times exp(ν σ_N) for
    the normalisation variations and R^ε_up/down / R^ε for the efficiency variations
    (``efficiency_up1`` / ``efficiency_down1``: every bin of the map moved by its
    statistical uncertainty); with a map, events with either lepton in a bin the map
@@ -48,10 +49,10 @@ from typing import Any, Literal
 import awkward as ak
 import numpy as np
 from coffea import processor
-from coffea.analysis_tools import PackedSelection
+from coffea.analysis_tools import PackedSelection, Weights
 from coffea.nanoevents import NanoAODSchema
 
-from symnplm.io.samples import COLUMNS_DIR, write_columns
+from symnplm.io.samples import COLUMNS_DIR, WEIGHT_PREFIX, write_columns
 from symnplm.physics.efficiency import EfficiencyRatio
 from symnplm.physics.kinematics import EMU_COLUMNS, CollinearForm, emu_features
 from symnplm.physics.scale_factors import LeptonScaleFactor
@@ -107,6 +108,18 @@ EFFICIENCY_VARIATIONS: tuple[tuple[str, str], ...] = (
     (variation_name("efficiency", 1.0), "up"),
     (variation_name("efficiency", -1.0), "down"),
 )
+
+
+def _weights_of(nominal: np.ndarray) -> Any:
+    """``(variation, mask) -> weights``: a variation given as a number is the nominal
+    weights times it, one given per event is its own weights."""
+
+    def weights(variation: Any, mask: np.ndarray) -> np.ndarray:
+        if isinstance(variation, np.ndarray):
+            return variation[mask]
+        return nominal[mask] * variation
+
+    return weights
 
 
 class EMuNanoAODSchema(NanoAODSchema):
@@ -361,18 +374,34 @@ class EMuProcessor(processor.ProcessorABC):
             + [v[0] for v in self.efficiency_variations]
         )
 
-    def weight_variations(self, cols: Mapping[str, np.ndarray]) -> list[tuple[str, Any]]:
-        """(name, weight factor) of the variations made from the nominal events' weights.
+    def event_weights(self, cols: Mapping[str, np.ndarray], base: np.ndarray, mc: bool) -> Weights:
+        """The selected events' weights as coffea ``Weights``: ``base`` (generator weight
+        × σ L / Σw, or 1 for data), the lepton scale factors (simulation) and the
+        efficiency-ratio map at the electron, with its ``efficiencyUp`` / ``Down``.
+        """
+        weights = Weights(len(base), storeIndividual=False)
+        weights.add("generator", base)
+        if mc:  # the experiment's lepton scale factors, at the selected leptons
+            for i, sf in enumerate(self.scale_factors):
+                flavour = "e" if sf.flavour == "electron" else "mu"
+                weights.add(f"scale_factor_{i}", sf(cols[f"pt_{flavour}"], cols[f"eta_{flavour}"]))
+        if self.efficiency is not None:
+            pt, eta = cols["pt_e"], cols["eta_e"]
+            shifted = {s: self.efficiency(pt, eta, s) for _, s in self.efficiency_variations}
+            weights.add(
+                "efficiency", self.efficiency(pt, eta), shifted.get("up"), shifted.get("down")
+            )
+        return weights
 
-        The factor is a number (normalisation) or one value per event (efficiency map).
+    def weight_variations(self, weights: Weights) -> list[tuple[str, Any]]:
+        """(name, weights) of the variations made from the nominal events' weights.
+
+        A number for the normalisation (the nominal weights times it), the events' own
+        weights for the efficiency map's (``weights``' modifiers).
         """
         out: list[tuple[str, Any]] = list(self.norm_variations)
-        if self.efficiency_variations:
-            nominal = self.efficiency(cols["pt_e"], cols["eta_e"])
-            for name, systematic in self.efficiency_variations:
-                out.append(
-                    (name, self.efficiency(cols["pt_e"], cols["eta_e"], systematic) / nominal)
-                )
+        for name, systematic in self.efficiency_variations:
+            out.append((name, weights.weight(f"efficiency{systematic.capitalize()}")))
         return out
 
     def required_branches(self, mc: bool) -> list[str]:
@@ -628,31 +657,32 @@ class EMuProcessor(processor.ProcessorABC):
                 if has_jets
                 else {k: np.full(int(sel.mask.sum()), -1.0) for k in ("n_jets", "n_bjets")}
             )
-            cols[WEIGHT] = weights[sel.mask]
-            if mc:  # the experiment's lepton scale factors, at the selected leptons
-                for sf in self.scale_factors:
-                    flavour = "e" if sf.flavour == "electron" else "mu"
-                    cols[WEIGHT] = cols[WEIGHT] * sf(cols[f"pt_{flavour}"], cols[f"eta_{flavour}"])
+            base = weights[sel.mask]
             accepted = None
             if self.efficiency is not None:
-                cols[WEIGHT] = cols[WEIGHT] * self.efficiency(cols["pt_e"], cols["eta_e"])
                 # both leptons where the map saw both flavours: the common acceptance
                 inside = self.efficiency.accepts(cols["pt_e"], cols["eta_e"])
                 inside &= self.efficiency.accepts(cols["pt_mu"], cols["eta_mu"])
-                cols = {k: v[inside] for k, v in cols.items()}
+                cols, base = {k: v[inside] for k, v in cols.items()}, base[inside]
                 accepted = int(inside.sum())
+            event_weights = self.event_weights(cols, base, mc)
+            cols[WEIGHT] = event_weights.weight()
             masks = emu_categories(
                 cols["pt_e"], cols["pt_mu"], cols["charge_e"], cols["charge_mu"], self.charge
             )
             # the weight-only variations of the nominal events, for the files and histograms
-            reweighted = self.weight_variations(cols) if variation == NOMINAL else []
+            reweighted = self.weight_variations(event_weights) if variation == NOMINAL else []
             if self.columns_dir is None:
-                out["columns"][(dataset, variation)] = {chunk: cols}
+                kept = {n: w for n, w in reweighted if isinstance(w, np.ndarray)}
+                out["columns"][(dataset, variation)] = {
+                    chunk: cols | {WEIGHT_PREFIX + n: w for n, w in kept.items()}
+                }
             else:
                 out["column_files"][(dataset, variation)] = {
                     chunk: self._write_chunk(dataset, variation, metadata, cols, masks, reweighted)
                 }
             factors: list[tuple[str, Any]] = [(variation, 1.0), *reweighted]
+            weight_of = _weights_of(cols[WEIGHT])
             if variation == NOMINAL:
                 out["cutflow"][dataset] |= cutflow(sel.cuts)
                 if accepted is not None:  # after the selection steps
@@ -662,9 +692,8 @@ class EMuProcessor(processor.ProcessorABC):
             for category, mask in masks.items():
                 selected = {k: v[mask] for k, v in cols.items()}
                 for name, factor in factors:
-                    factor = factor[mask] if isinstance(factor, np.ndarray) else factor
                     fill_histograms(
-                        out["hists"], dataset, category, name, selected, selected[WEIGHT] * factor
+                        out["hists"], dataset, category, name, selected, weight_of(factor, mask)
                     )
         return out
 
@@ -692,7 +721,7 @@ class EMuProcessor(processor.ProcessorABC):
         path = Path(self.columns_dir) / dataset / variation / f"{name}.parquet"
         # a per-event factor (efficiency) is a weight column; a number (normalisation) is
         # recorded in the manifest, not stored as a copy of the weights
-        weights = {n: cols[WEIGHT] * f for n, f in reweighted if isinstance(f, np.ndarray)}
+        weights = {n: w for n, w in reweighted if isinstance(w, np.ndarray)}
         factors = {n: float(f) for n, f in reweighted if not isinstance(f, np.ndarray)}
         all_weights = {
             variation: cols[WEIGHT],
@@ -730,7 +759,7 @@ class EMuProcessor(processor.ProcessorABC):
         for key, chunks in accumulator["columns"].items():
             order = sorted(chunks)
             joined[key] = {
-                c: np.concatenate([chunks[k][c] for k in order]) for c in (*EMU_COLUMNS, WEIGHT)
+                c: np.concatenate([chunks[k][c] for k in order]) for c in chunks[order[0]]
             }
         accumulator["columns"] = joined
         return accumulator
@@ -747,11 +776,15 @@ class EMuProcessor(processor.ProcessorABC):
             masks = emu_categories(
                 cols["pt_e"], cols["pt_mu"], cols["charge_e"], cols["charge_mu"], self.charge
             )
-            reweighted = self.weight_variations(cols) if variation == NOMINAL else []
+            weight_of = _weights_of(cols[WEIGHT])
+            reweighted: list[tuple[str, Any]] = []
+            if variation == NOMINAL:  # the efficiency variations' weights are columns here
+                reweighted = list(self.norm_variations)
+                reweighted += [(n, cols[WEIGHT_PREFIX + n]) for n, _ in self.efficiency_variations]
+            plain = {k: v for k, v in cols.items() if not k.startswith(WEIGHT_PREFIX)}
             for category in self.categories:
                 mask = masks[category]
-                selected = {k: v[mask] for k, v in cols.items()}
+                selected = {k: v[mask] for k, v in plain.items()}
                 yield dataset, category, variation, selected
                 for name, factor in reweighted:
-                    factor = factor[mask] if isinstance(factor, np.ndarray) else factor
-                    yield dataset, category, name, {**selected, WEIGHT: selected[WEIGHT] * factor}
+                    yield dataset, category, name, {**selected, WEIGHT: weight_of(factor, mask)}
