@@ -369,3 +369,28 @@ def test_a_manifest_efficiency_map_out_of_the_directory_is_not_followed(tmp_path
     manifest["efficiency_map"] = "efficiency_map.json"
     (out / "manifest.json").write_text(json.dumps(manifest))
     assert efficiency_map_path(out) == (out / "efficiency_map.json").resolve()
+
+
+def test_each_learned_nuisance_source_has_its_own_random_stream(tmp_path):
+    """Two sources with the same variation samples: their δ fits start from different
+    seeds (one stream per source), so they are not one fit repeated."""
+    from conftest import write_processed
+    from symnplm.workflow.runs import learn_nuisances
+
+    out = write_processed(tmp_path / "processed")
+    manifest = json.loads((out / "manifest.json").read_text())
+    twins = [
+        {**s, "variation": s["variation"].replace("muon", "electron")}
+        for s in manifest["samples"]
+        if s["variation"].startswith("muon_scale")
+    ]
+    manifest["samples"] += twins
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    cfg = from_dict(
+        {"input": str(out), "features": "m_coll", "nuisances": ["electron_scale", "muon_scale"]}
+    )
+    learned = learn_nuisances(cfg)
+    assert learned is not None
+    seeds = [n.on_a.training["seed"] for n in learned.nuisances]
+    assert len(seeds) == 2 and seeds[0] != seeds[1]
+    assert learn_nuisances(cfg).nuisances[0].on_a.training["seed"] == seeds[0]  # reproducible

@@ -33,7 +33,9 @@ __all__ = ["AsymmetryNuisance", "NormalisationNuisance", "Nuisance", "NuisanceSe
 class Nuisance(Protocol):
     """What the nuisance-aware tests need from one nuisance parameter."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The nuisance's name (its source)."""
 
     @property
     def order(self) -> int:

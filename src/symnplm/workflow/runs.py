@@ -38,7 +38,7 @@ from symnplm.inference.diagnostics import BinnedDiagnostic, binned_diagnostics
 from symnplm.inference.results import CalibrationResult
 from symnplm.inference.reweighting import ReweightingUncertainty
 from symnplm.inference.significance import asymptotic_pvalue, asymptotic_z
-from symnplm.inference.streams import STREAM_NUISANCE, STREAM_UNWEIGHT, stream_rng
+from symnplm.inference.streams import STREAM_NUISANCE, STREAM_UNWEIGHT, stream_rng, stream_seeds
 from symnplm.inference.test_statistics import (
     BinnedTest,
     CrossEntropyTest,
@@ -160,6 +160,21 @@ def unweight(
     return Sample(sample.features[keep], None, sample.names, prov, name or sample.name)
 
 
+def _input(cfg: RunConfig) -> str:
+    """The processor output a run reads (``input``), which its source requires."""
+    if cfg.input is None:
+        raise ConfigError("input: the output directory of `symnplm process` is required")
+    return cfg.input
+
+
+def _path(cfg: RunConfig, which: str) -> str:
+    """The parquet file of sample ``which`` of a parquet run."""
+    path = getattr(cfg, which).path
+    if path is None:
+        raise ConfigError(f"{which}.path: the parquet file of sample {which.upper()} is required")
+    return str(path)
+
+
 def _refuse_data_with_simulation(
     manifest: dict[str, Any], datasets: Sequence[str], which: str, where: Any
 ) -> None:
@@ -190,7 +205,8 @@ def _processed_sample(
     cfg: RunConfig, which: str, rng: np.random.Generator, columns: Sequence[str]
 ) -> Sample:
     spec = getattr(cfg, which)
-    manifest = read_manifest(cfg.input)
+    processed = _input(cfg)
+    manifest = read_manifest(processed)
     fileset = manifest.get("fileset", {})
     lumi_pb = manifest.get("config", {}).get("luminosity_pb")
     target_fb = cfg.luminosity_fb or background_luminosity_fb(fileset)
@@ -218,7 +234,7 @@ def _processed_sample(
         # simulation (xsec in the metadata) was normalised to the processor's luminosity
         if target_fb is not None and lumi_pb and "xsec" in meta:
             factor *= target_fb * 1000.0 / float(lumi_pb)
-        s = load_sample(cfg.input, d, spec.category, spec.variation, list(columns))
+        s = load_sample(processed, d, spec.category, spec.variation, list(columns))
         parts.append(s.scaled(factor) if factor != 1.0 else s)
     sample = Sample.concatenate(parts, name=f"{spec.category}/{spec.variation}")
     prov = {
@@ -292,8 +308,9 @@ def _electron_roles(cfg: RunConfig) -> tuple[str, str]:
     other split it is the event's own electron, whatever the label.
     """
     roles = {"emu": "lead", "mue": "sublead"}
-    if {cfg.a.category, cfg.b.category} == set(roles):
-        return roles[cfg.a.category], roles[cfg.b.category]
+    a, b = cfg.a.category, cfg.b.category
+    if a is not None and b is not None and {a, b} == set(roles):
+        return roles[a], roles[b]
     return "e", "e"
 
 
@@ -307,7 +324,7 @@ def map_uncertainty(
     """
     from symnplm.physics.efficiency import EfficiencyRatio
 
-    path = efficiency_map_path(cfg.input) if cfg.map_uncertainty else None
+    path = efficiency_map_path(_input(cfg)) if cfg.map_uncertainty else None
     if path is None:
         return None
     ratio = EfficiencyRatio.read(path)
@@ -346,8 +363,8 @@ def load_inputs(cfg: RunConfig) -> RunInputs:
     if cfg.source == "parquet":
         # without explicit features a parquet sample brings all its columns
         wanted = None if cfg.features is None else list(cfg.feature_names)
-        a = unweight(Sample.from_parquet(cfg.a.path, None, "A"), rng, cfg.unweight)
-        b = unweight(Sample.from_parquet(cfg.b.path, None, "B"), rng, cfg.unweight)
+        a = unweight(Sample.from_parquet(_path(cfg, "a"), None, "A"), rng, cfg.unweight)
+        b = unweight(Sample.from_parquet(_path(cfg, "b"), None, "B"), rng, cfg.unweight)
         features = wanted or [n for n in a.names if n in b.names]
         missing = [f for f in features if f not in a.names or f not in b.names]
         if missing:
@@ -540,7 +557,7 @@ def learn_nuisances(cfg: RunConfig) -> NuisanceSet | None:
     from symnplm.physics.variations import variation_name
     from symnplm.systematics import AsymmetryNuisance, NuisanceSet, VariationSet, learn_deltas
 
-    available = {s["variation"] for s in read_manifest(cfg.input)["samples"]}
+    available = {s["variation"] for s in read_manifest(_input(cfg))["samples"]}
     nominal = {which: _variation_sample(cfg, which, "nominal") for which in ("a", "b")}
     items = []
     for k, source in enumerate(cfg.nuisances):
@@ -552,13 +569,15 @@ def learn_nuisances(cfg: RunConfig) -> NuisanceSet | None:
             )
         sides = {}
         for which in ("a", "b"):
-            varied = {nu: _variation_sample(cfg, which, variation_name(source, nu)) for nu in nus}
+            varied: dict[float, Sample] = {
+                nu: _variation_sample(cfg, which, variation_name(source, nu)) for nu in nus
+            }
             sides[which] = learn_deltas(
                 VariationSet(source, nominal[which], varied),
                 order=2 if len(nus) >= 4 else 1,
-                seed=int(
-                    np.random.SeedSequence(cfg.seed, spawn_key=(STREAM_NUISANCE, k)).entropy % 2**31
-                ),
+                # one stream per source (the entropy of a SeedSequence is its seed alone,
+                # which gave every source the same seed)
+                seed=stream_seeds(cfg.seed, STREAM_NUISANCE, [k])[0] % 2**31,
             )
         items.append(AsymmetryNuisance(source, on_a=sides["a"], on_b=sides["b"]))
     return NuisanceSet(tuple(items), features=tuple(cfg.feature_names))
@@ -656,8 +675,8 @@ def run(
             test,
             a,
             b,
-            method=cal.method,
-            n=int(cal.n),
+            method=str(cal.method),
+            n=int(cal.n or 0),  # >= 1 for these methods (RunConfig checks it)
             seed=cfg.seed,
             batch_size=cal.batch_size,
             reweighting=inputs.reweighting,
