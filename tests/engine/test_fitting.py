@@ -172,7 +172,7 @@ def test_cuda_matches_cpu():
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_cuda_newton_matches_cpu():
-    """Newton on CUDA: the Hessian is solved on the host, its ridge must live there too."""
+    """Newton on CUDA: solves, damping search and stopping rules run on the device."""
     m = MLP((1, 4, 1))
     obj = _objective(m, dtype=torch.float64)
     cfg = {"optimizer": "newton", "max_iter": 30, "dtype": "float64"}

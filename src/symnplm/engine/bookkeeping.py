@@ -1,23 +1,30 @@
 """What both optimisers share: event chunks, flat parameters, loss history, divergence flags.
 
 The optimisers of :mod:`.adam` and :mod:`.newton` fit U units at once; these are
-the pieces of their state that do not depend on the update rule.
+the pieces of their state that do not depend on the update rule, and
+:class:`HostSyncs`, which counts where a loop makes the host wait for the device.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
+import warnings
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from symnplm.engine.objectives import Objective, RunawayBoundObjective
 
 __all__ = [
     "Divergence",
     "History",
+    "HostSyncs",
     "chunk_slices",
     "evaluate",
     "finite_units",
@@ -80,6 +87,10 @@ class Divergence:
     kernels, an output bias fixed by the normalisation), so only a non-finite loss
     counts: a clipped fit may legitimately put a high plateau where the reference is
     empty.
+
+    :meth:`check` runs on the device of its arguments without touching the flags, for
+    loops that must not wait for the host; :meth:`mark` records its verdicts later.
+    ``flag`` stays on the CPU.
     """
 
     def __init__(self, objective: Objective, clipped: bool) -> None:
@@ -88,14 +99,27 @@ class Divergence:
         else:
             self.bound = torch.full((objective.n_units,), math.inf, dtype=torch.float64)
         self.flag = torch.zeros(objective.n_units, dtype=torch.bool)
+        self._bounds = {self.bound.device: self.bound}
+
+    def check(
+        self, units: torch.Tensor, loss: torch.Tensor, fmax: torch.Tensor, theta_ok: torch.Tensor
+    ) -> torch.Tensor:
+        """Mask (over ``units``) of those that have diverged, on the device of ``loss``."""
+        bound = self._bounds.get(loss.device)
+        if bound is None:  # copied once per device, not per call
+            bound = self._bounds[loss.device] = self.bound.to(loss.device)
+        return ~torch.isfinite(loss) | ~theta_ok | (fmax > bound[units])
+
+    def mark(self, diverged: torch.Tensor) -> None:
+        """Flag the units of the mask ``diverged`` (over all units, on any device)."""
+        self.flag |= diverged.cpu()
 
     def update(
         self, units: torch.Tensor, loss: torch.Tensor, fmax: torch.Tensor, theta_ok: torch.Tensor
     ) -> torch.Tensor:
         """Flag units; return the mask (over ``units``) of those that have diverged."""
-        bad = ~torch.isfinite(loss) | ~theta_ok | (fmax > self.bound[units])
-        new = bad & ~self.flag[units]
-        self.flag[units[new]] = True
+        bad = self.check(units, loss, fmax, theta_ok)
+        self.flag[units.cpu()] |= bad.cpu()
         return bad
 
 
@@ -140,3 +164,92 @@ def one_torch_thread(device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+#: Tensor methods that hand a tensor's values to the host (a device-to-host copy)
+_TO_HOST = frozenset({"cpu", "numpy", "tolist", "__array__"})
+#: aten ops that read a value, or whose output shape depends on values
+_READ = frozenset({"_local_scalar_dense", "nonzero", "masked_select", "unique"})
+_MASK_INDEX = frozenset({"index", "index_put", "index_put_"})
+
+
+class HostSyncs:
+    """Count, inside ``with``, the operations that make the host wait for ``device``.
+
+    On a GPU each is a synchronisation: the host stops until the queued kernels have
+    run. Counted are copies to the host (``.cpu()``, ``.numpy()``, ``.tolist()``,
+    ``.to("cpu")``), reads of a value (``.item()``, ``bool()``, ``float()``, ``if t``),
+    and ops whose output size depends on the values (``nonzero``, boolean-mask
+    indexing), of tensors on ``device``. On the CPU nothing waits, but the count is
+    what the same code would cost on a GPU, so it can be checked without one.
+    Synchronisations inside compiled kernels and libraries are not seen; on CUDA,
+    :attr:`cuda_syncs` adds those that ``torch.cuda.set_sync_debug_mode`` reports.
+
+    Attributes
+    ----------
+    counts
+        Occurrences per operation name.
+    cuda_syncs
+        On CUDA, the synchronisations torch reported (the counted operations among
+        them); ``None`` on other devices.
+    """
+
+    def __init__(self, device: str | torch.device) -> None:
+        self.device = torch.device(device).type
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.cuda_syncs: int | None = None
+        self._stack = contextlib.ExitStack()
+        self._warnings: list[warnings.WarningMessage] = []
+
+    @property
+    def total(self) -> int:
+        """All counted operations."""
+        return sum(self.counts.values())
+
+    def _on_device(self, *values: Any) -> bool:
+        return any(isinstance(v, torch.Tensor) and v.device.type == self.device for v in values)
+
+    def __enter__(self) -> HostSyncs:
+        outer = self
+
+        class Functions(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                name = getattr(func, "__name__", "")
+                to_host = name in _TO_HOST or (
+                    name == "to"
+                    and any(
+                        isinstance(a, (str, torch.device)) and torch.device(a).type == "cpu"
+                        for a in (*args[1:], kwargs.get("device"))
+                        if a is not None
+                    )
+                )
+                if to_host and args and outer._on_device(args[0]):
+                    outer.counts[name] += 1
+                return func(*args, **kwargs)
+
+        class Aten(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                kwargs = kwargs or {}
+                name = func.overloadpacket.__name__
+                if name in _READ and outer._on_device(*args):
+                    outer.counts[name] += 1
+                elif name in _MASK_INDEX and outer._on_device(args[0]):
+                    indices = args[1] if len(args) > 1 else ()
+                    if any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in indices):
+                        outer.counts[f"{name} (mask)"] += 1
+                return func(*args, **kwargs)
+
+        if self.device == "cuda":
+            self._warnings = self._stack.enter_context(warnings.catch_warnings(record=True))
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            self._stack.callback(torch.cuda.set_sync_debug_mode, "default")
+        self._stack.enter_context(Functions())
+        self._stack.enter_context(Aten())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+        if self.device == "cuda":
+            self.cuda_syncs = sum("synchroniz" in str(w.message) for w in self._warnings)
