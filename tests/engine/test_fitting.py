@@ -187,8 +187,11 @@ def test_cuda_newton_matches_cpu():
 def test_newton_stall_rule_is_on_the_scale_of_t():
     """Cross-entropy losses are ~ n log 2: the stall rule must judge gains on the scale of t.
 
-    Over its last ``patience`` iterations a stopped fit gained less than 0.01 in t;
-    judged relative to |L| it could stop while gaining a few units of t.
+    A converged fit gained less than 0.01 in t in its last iteration; judged relative to
+    |L| (1.4 in loss, 2.8 in t over ``patience`` = 10 iterations here) the stall rule
+    would stop fits still gaining about 0.3 per iteration. (Over all ``patience``
+    iterations a fit that converged quadratically, by the decrement rule, may have
+    gained more.)
     """
     rng = np.random.default_rng(4)
     n = 20_000
@@ -203,11 +206,13 @@ def test_newton_stall_rule_is_on_the_scale_of_t():
     cfg = FitConfig(optimizer="newton", max_iter=100, record_every=1, dtype="float64")
     res = fit(obj, params, cfg)
     t = 2 * (obj.reference_loss().numpy() - res.history_loss)
-    stopped = res.steps < cfg.max_iter
+    # the rule's units: stopped before the cap and reported converged (a unit whose
+    # damping exploded also stops early, unconverged, and is reported so)
+    stopped = (res.steps < cfg.max_iter) & res.converged
     assert stopped.any()
     for u in np.flatnonzero(stopped):
         last = res.steps[u]
-        assert t[last, u] - t[max(0, last - cfg.patience), u] < 0.01
+        assert t[last, u] - t[max(0, last - 1), u] < 0.01
 
 
 def test_divergence_bound_is_computed_chunk_by_chunk():

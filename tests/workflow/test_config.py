@@ -313,6 +313,7 @@ def test_every_key_round_trips_through_to_dict():
             "epochs": 50,
             "max_iter": 7,
             "bins": 9,
+            "n_starts": 3,
             "clip": 9.0,
             "record_every": 5,
             "dtype": "float64",

@@ -149,3 +149,18 @@ def test_demo_summary_flags_fits_that_did_not_converge(strong_signal, tmp_path):
     table = (tmp_path / "summary.md").read_text()
     assert "| 0.3 | " in table and " (!) |" in table
     assert "(!) r: observed fit NOT converged (iteration cap reached)." in table
+
+
+def test_demo_summary_of_a_result_below_every_null_t(strong_signal, tmp_path):
+    """p = 1 gives Z = -inf, which run.json stores as the string "-inf"."""
+    out, args = strong_signal
+    if not (out / "run.json").exists():
+        assert main(args) == 0
+    run = json.loads((out / "run.json").read_text())
+    run.update(p_is_bound=False, p_value=1.0, z="-inf", z_asymptotic="-inf", t=0.0)
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "run.json").write_text(json.dumps(run))
+    rows = summary_rows(tmp_path)
+    assert rows[0]["Z"] == -np.inf and rows[0]["Z_asymptotic"] == -np.inf
+    write_summary(tmp_path, rows)
+    assert "| 1 | -inf" in (tmp_path / "summary.md").read_text()

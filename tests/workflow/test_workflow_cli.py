@@ -195,3 +195,18 @@ def test_an_os_error_is_one_line_naming_the_path(command, tmp_path, capsys):
     err = capsys.readouterr().err
     path = config if command == "sensitivity" else blocked
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and str(path) in err, err
+
+
+def test_the_traceback_of_an_error_line_on_request(tmp_path, capsys, monkeypatch):
+    """``SYMNPLM_TRACEBACK=1`` raises what would be one ``error:`` line (a bug raising a
+    ValueError is otherwise indistinguishable from a user's mistake); 0 or unset: the line."""
+    from symnplm.cli.errors import TRACEBACK_VARIABLE
+
+    config = tmp_path / "run.yaml"
+    config.mkdir()
+    argv = ["sensitivity", "--config", str(config), "--brs", "0.01"]
+    monkeypatch.setenv(TRACEBACK_VARIABLE, "0")
+    assert main(argv) == 2 and capsys.readouterr().err.startswith("error: ")
+    monkeypatch.setenv(TRACEBACK_VARIABLE, "1")
+    with pytest.raises(OSError, match="run.yaml"):
+        main(argv)

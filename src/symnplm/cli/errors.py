@@ -3,7 +3,9 @@
 Every sub-command's ``run(args) -> int`` is wrapped by :func:`command`, so that they
 all report the same way: ``error: <message>`` and exit code 2 for what a bad input,
 file or cluster raises (:data:`USER_ERRORS`; a bug still gives a traceback), and one
-``interrupted`` line with exit code 130 for Ctrl-C.
+``interrupted`` line with exit code 130 for Ctrl-C. A bug can raise one of
+:data:`USER_ERRORS` too (a ``ValueError`` of a format string, say): with the
+environment variable ``SYMNPLM_TRACEBACK=1`` the command raises it with its traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import contextlib
 import functools
 import logging
+import os
 import signal
 import sys
 import threading
@@ -21,7 +24,15 @@ from typing import Any
 
 from symnplm.exceptions import CampaignIncomplete
 
-__all__ = ["USER_ERRORS", "Command", "command", "error_line", "interrupted", "quiet_distributed"]
+__all__ = [
+    "TRACEBACK_VARIABLE",
+    "USER_ERRORS",
+    "Command",
+    "command",
+    "error_line",
+    "interrupted",
+    "quiet_distributed",
+]
 
 #: what a bad input, file or cluster raises (bugs still give a traceback)
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -30,6 +41,9 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     CampaignIncomplete,
 )
+
+#: set to 1: an error of :data:`USER_ERRORS` is raised with its traceback (debugging)
+TRACEBACK_VARIABLE = "SYMNPLM_TRACEBACK"
 
 #: a sub-command: parsed arguments in, exit code out
 Command = Callable[[argparse.Namespace], int]
@@ -76,13 +90,16 @@ def interrupted(console: Any, resumes: str | None = None) -> int:
 
 
 def quiet_distributed() -> None:
-    """Mute dask's ``distributed`` loggers for the rest of the process.
+    """Mute dask's ``distributed`` loggers and tornado's callback errors for good.
 
     A cluster torn down by an interrupt logs closed connections and cancelled tasks
     (some at level CRITICAL, with tracebacks), which say nothing to the user.
     """
     parent = logging.getLogger("distributed")
     parent.setLevel(logging.CRITICAL + 1)
+    # the event loop under dask's comms logs "Exception in callback ..." with a traceback
+    # when a connection it was serving is torn down mid-call
+    logging.getLogger("tornado.application").setLevel(logging.CRITICAL + 1)
     # loggers that dask's configuration gave their own level do not inherit the parent's
     for name, logger in logging.Logger.manager.loggerDict.items():
         if name.startswith("distributed.") and isinstance(logger, logging.Logger):
@@ -139,6 +156,8 @@ def command(
                 with _interrupt_quietly():
                     return func(args)
             except USER_ERRORS as exc:  # OSError: files, and a --scheduler that does not answer
+                if os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0"):
+                    raise
                 return error_line(_stderr_console(), exc)
             except KeyboardInterrupt:
                 quiet_distributed()  # an interrupt raised without the signal handler

@@ -96,6 +96,7 @@ FLAG_KEYS: dict[str, str] = {
     "optimizer": "statistic.optimizer",
     "epochs": "statistic.epochs",
     "max_iter": "statistic.max_iter",
+    "n_starts": "statistic.n_starts",
     "clip": "statistic.clip",
     "record_every": "statistic.record_every",
     "dtype": "statistic.dtype",
@@ -187,6 +188,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     st.add_argument("--optimizer", choices=["adam", "newton"], help="how the network is fitted")
     st.add_argument("--epochs", type=int, help="Adam epochs (paper: 500000)")
     st.add_argument("--max-iter", type=int, help="Newton iterations cap")
+    st.add_argument(
+        "--n-starts", type=int, help="initialisations of every network fit, the best kept"
+    )
     st.add_argument(
         "--clip", type=float, help="weight clipping bound (not given: no clipping; NPLM: 9)"
     )

@@ -202,6 +202,44 @@ class FitResult:
     data_passes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def best_of_starts(self, n_replicas: int, starts: int) -> FitResult:
+        """Each unit's best fit among ``starts`` starting points.
+
+        The units are laid out as ``slots × starts × n_replicas`` (slot: a function of
+        the statistic, e.g. f and g of the symmetrized test; start-major within a slot,
+        as :meth:`~symnplm.inference.batches.ReplicaBatch.repeated` lays out the
+        problems). Every unit keeps the start with the lowest loss, a diverged start
+        (loss unbounded below) first; the result has ``slots × n_replicas`` units in
+        the order a single start gives them. ``extra["start"]`` records the chosen
+        start and ``extra["start_loss"]`` (``starts``, units) every start's loss.
+        """
+        if starts == 1:
+            return self
+        n = len(self.loss)
+        if n % (starts * n_replicas):
+            raise ValueError(f"{n} units are not slots x {starts} starts x {n_replicas} replicas")
+        slots = n // (starts * n_replicas)
+        # (slot, start, replica) -> (start, slot·R + replica)
+        order = np.arange(n).reshape(slots, starts, n_replicas).transpose(1, 0, 2)
+        order = order.reshape(starts, slots * n_replicas)
+        loss = np.where(self.diverged, -np.inf, self.loss)[order]
+        best = np.argmin(loss, axis=0)
+        pick = order[best, np.arange(order.shape[1])]
+        return FitResult(
+            params=[p[torch.as_tensor(pick)] for p in self.params],
+            loss=self.loss[pick],
+            diverged=self.diverged[pick],
+            converged=self.converged[pick],
+            grad_norm=self.grad_norm[pick],
+            steps=self.steps[pick],
+            history_steps=self.history_steps,
+            history_loss=self.history_loss[:, pick],
+            config=self.config,
+            seconds=self.seconds,
+            data_passes=self.data_passes,
+            extra={**self.extra, "start": best, "start_loss": self.loss[order]},
+        )
+
 
 def fit(
     objective: Objective, params0: Sequence[torch.Tensor], config: FitConfig | None = None

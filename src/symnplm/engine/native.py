@@ -15,8 +15,9 @@ flags and CPU; it is written under a temporary name and renamed, so concurrent
 processes never load a half-written file. When no compiler works,
 :func:`native_kernels` returns None and the callers fall back to ``torch.compile``.
 
-Units are split over ``torch.get_num_threads()`` threads (ctypes releases the GIL), and
-so are events when there are fewer units than threads.
+Units and blocks of events are split over ``torch.get_num_threads()`` threads (ctypes
+releases the GIL); the blocks are fixed by the number of events alone and summed in
+order, so a unit's result does not depend on the threads or on the other units.
 Results agree with :mod:`.kernels` to float32 rounding (tested).
 """
 
@@ -47,8 +48,9 @@ __all__ = [
 
 ACTIVATIONS = {"sigmoid": 0, "tanh": 1, "relu": 2, "softplus": 3}
 LOSSES = {"extended": 0, "crossentropy": 1}
-#: fewest events per thread when the events of fewer units than threads are split
-MIN_EVENTS_PER_PART = 16384
+#: events summed as one block (a multiple of the 16-lane vector step); blocks are summed
+#: in order, so results do not depend on threads or batch-mates
+EVENTS_PER_BLOCK = 16384
 FLAGS = (
     "-O3",
     "-march=native",
@@ -233,32 +235,43 @@ class MLP1Kernels:
     def _run(self, fn, n_units: int, s: _Inputs, outputs: list[torch.Tensor], *lead) -> None:
         """``fn(inputs, u0, u1, *lead, *outputs)`` over the units, spread over the threads.
 
-        With fewer units than threads (a single fit, the two of a symmetrized test) the
-        events are split too: each part fills its own outputs, which are then summed
+        Events come in blocks of :data:`EVENTS_PER_BLOCK` whatever the threads and the
+        units: each block fills its own outputs, which are then summed block after block
         (the loss, gradient and Hessian are sums over events) or maxed (max f, the
-        second output).
+        second output). A unit's result thus depends on its events alone, never on how
+        many threads there are or which other units share the batch (a fit whose
+        batch-mates converged early would otherwise be summed in another order and,
+        the fit being non-convex, end elsewhere). Threads take (block, units) pieces.
         """
-        n_threads = max(1, torch.get_num_threads())
-        parts = min(n_threads // max(n_units, 1), s.n // MIN_EVENTS_PER_PART)
-        if parts <= 1:
+        edges = [*range(0, s.n, EVENTS_PER_BLOCK), s.n]
+        if len(edges) <= 2:
             self._unit_split(fn, n_units, s, [*lead, *(o.data_ptr() for o in outputs)])
             return
-        # event edges on whole vector steps, so that only the last part has a ragged tail
-        edges = [min(s.n, round(i * s.n / parts / 16) * 16) for i in range(parts + 1)]
-        edges[-1] = s.n
-        part_out = [[torch.full_like(o, torch.nan) for o in outputs] for _ in range(parts)]
-        subs = []
+        part_out = [[torch.empty_like(o) for o in outputs] for _ in range(len(edges) - 1)]
+        n_threads = max(1, torch.get_num_threads())
+        chunks = max(1, min(n_units, n_threads))
+        unit_edges = [round(i * n_units / chunks) for i in range(chunks + 1)]
+        pieces = []
         for (e0, e1), outs in zip(itertools.pairwise(edges), part_out):
             sub = _Inputs.from_buffer_copy(s)
             sub.x, sub.c1, sub.c2 = (p + 4 * e0 for p in (s.x, s.c1, s.c2))  # float32
             sub.n = e1 - e0
-            subs.append((sub, [*lead, *(o.data_ptr() for o in outs)]))
-        jobs = [_pool().submit(fn, ctypes.byref(sub), 0, n_units, *a) for sub, a in subs]
-        for job in jobs:
-            job.result()
+            ptrs = [*lead, *(o.data_ptr() for o in outs)]
+            pieces += [(sub, u0, u1, ptrs) for u0, u1 in itertools.pairwise(unit_edges)]
+        if n_threads == 1:
+            for sub, u0, u1, ptrs in pieces:
+                fn(ctypes.byref(sub), u0, u1, *ptrs)
+        else:
+            jobs = [
+                _pool().submit(fn, ctypes.byref(sub), u0, u1, *ptrs) for sub, u0, u1, ptrs in pieces
+            ]
+            for job in jobs:
+                job.result()
         for k, out in enumerate(outputs):
-            stacked = torch.stack([outs[k] for outs in part_out])
-            out.copy_(stacked.amax(0) if k == 1 else stacked.sum(0))
+            total = part_out[0][k]
+            for outs in part_out[1:]:  # in block order: the same sum on every machine
+                total = torch.maximum(total, outs[k]) if k == 1 else total.add_(outs[k])
+            out.copy_(total)
 
     def _unit_split(self, fn, n_units: int, s: _Inputs, args: list) -> None:
         n_threads = max(1, min(torch.get_num_threads(), n_units))

@@ -96,6 +96,20 @@ class ReplicaBatch:
         """Ñ_B per replica."""
         return self.weight_b.sum(axis=1)
 
+    def repeated(self, copies: int) -> ReplicaBatch:
+        """The R problems ``copies`` times over, copy-major: replica c·R + r is problem r.
+
+        The layout of a fit started from several points (one copy per start); shared
+        events stay shared.
+        """
+        if copies == 1:
+            return self
+        x = self.x if self.x.ndim == 2 else np.tile(self.x, (copies, 1, 1))
+        tile = (copies, 1)
+        return ReplicaBatch(
+            x, np.tile(self.weight_a, tile), np.tile(self.weight_b, tile), self.names
+        )
+
     def merged(self) -> ReplicaBatch:
         """The same problems on the distinct events, in canonical (sorted) order.
 

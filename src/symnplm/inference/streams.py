@@ -58,13 +58,21 @@ def replica_rng(seed: int, stream: int, replica_id: int) -> np.random.Generator:
     return stream_rng(seed, stream, replica_id)
 
 
-def stream_seeds(seed: int, stream: int, replica_ids: Sequence[int], k: int = 0) -> list[int]:
+def stream_seeds(
+    seed: int, stream: int, replica_ids: Sequence[int], k: int = 0, start: int = 0
+) -> list[int]:
     """Independent integer seeds for replicas ``replica_ids`` (e.g. for torch).
 
-    A replica's seed depends only on (seed, stream, replica id, k), never on how the
-    replicas are batched.
+    A replica's seed depends only on (seed, stream, replica id, k, start), never on how
+    the replicas are batched. ``start`` numbers the starting points of a fit started
+    several times; start 0 has the key of a single start, so ``starts=1`` keeps its seeds.
     """
+    extra = () if start == 0 else (int(start),)
     return [
-        int(np.random.SeedSequence(int(seed), spawn_key=(stream, int(r), k)).generate_state(1)[0])
+        int(
+            np.random.SeedSequence(int(seed), spawn_key=(stream, int(r), k, *extra)).generate_state(
+                1
+            )[0]
+        )
         for r in replica_ids
     ]

@@ -63,8 +63,8 @@ class _NuisanceTest(NetworkTest):
         starts: Sequence[str] = ("null", "glorot"),
         **kwargs: Any,
     ) -> None:
-        if "init" in kwargs:
-            raise TypeError("nuisance tests take starts=(...) instead of init")
+        if "init" in kwargs or "n_starts" in kwargs:
+            raise TypeError("nuisance tests take starts=(...) instead of init or n_starts")
         kwargs.setdefault("fit", FitConfig(optimizer="newton", dtype="float64"))
         super().__init__(architecture, init="glorot", **kwargs)
         if not isinstance(nuisances, NuisanceSet):
@@ -85,7 +85,8 @@ class _NuisanceTest(NetworkTest):
     def config(self) -> dict[str, Any]:
         """Adds the nuisances and the Δ fit settings."""
         return {
-            **{k: v for k, v in super().config().items() if k != "init"},
+            # their starts are the kinds listed, not NetworkTest's n_starts initialisations
+            **{k: v for k, v in super().config().items() if k not in ("init", "n_starts")},
             "starts": list(self.starts),
             "nuisances": self.nuisances.describe(),
             "delta_fit": self.delta_fit.to_dict(),

@@ -182,6 +182,11 @@ class StatisticSpec:
     # the engine's cap (symnplm.engine.fitting.NEWTON_MAX_ITER; config stays torch-free)
     max_iter: Count = 1000
     bins: Count = 20
+    n_starts: Count = Field(
+        default=1,
+        description="initialisations of every network fit, the best kept (a network's "
+        "likelihood has many local maxima; k starts cost about k times one)",
+    )
     clip: StrictFloat | None = None
     record_every: Count = 100
     dtype: Literal["float32", "float64"] = Field(

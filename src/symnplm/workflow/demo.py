@@ -166,10 +166,11 @@ def summary_rows(outdir: Path) -> list[dict[str, Any]]:
                 "observable": run_json.parent.name,
                 "efficiency_corrected": Path(meta["config"]["input"] or "").name == "processed",
                 "injected_br": inject.get("branching_ratio", 0.0),
-                "t": meta["t"],
+                # write_json stores ±inf and nan as strings ("-inf": p = 1): float() reads them
+                "t": float(meta["t"]),
                 "dof": meta["dof"],
-                "p": meta["p_value"],
-                "Z": meta["z"],
+                "p": float(meta["p_value"]),
+                "Z": float(meta["z"]),
                 # no null replica reached t: p < 1/(n+1), Z > Z(1/(n+1)); older run.json
                 # files lack the flag, and p·(n+1) = 1 says the same
                 "p_is_bound": bool(
@@ -179,7 +180,7 @@ def summary_rows(outdir: Path) -> list[dict[str, Any]]:
                 "fit_note": convergence_note(
                     bool(meta.get("converged", True)), meta["config"]["statistic"]["optimizer"]
                 ),
-                "Z_asymptotic": meta["z_asymptotic"],
+                "Z_asymptotic": float(meta["z_asymptotic"]),
                 # beyond the reach of n permutations (p = 1/(n+1)): χ² with the null's fitted dof
                 "Z_chi2_fit": (
                     float(asymptotic_z(meta["t"], meta["chi2_fit"]["dof"]))

@@ -489,11 +489,16 @@ def build_test(
     if nuisances is not None:
         from symnplm.systematics import NuisanceSymmetrizedTest
 
+        if spec.n_starts != 1:
+            raise ConfigError(
+                f"{key}.n_starts: the nuisance-profiled test starts from the null and one "
+                "initialisation; n_starts must be 1"
+            )
         return NuisanceSymmetrizedTest(nuisances, arch, fit=fit)
     cls = {"symmetrized": SymmetrizedTest, "nplm": NPLMTest, "crossentropy": CrossEntropyTest}[
         spec.method
     ]
-    return cls(arch, fit=fit)
+    return cls(arch, fit=fit, n_starts=spec.n_starts)
 
 
 def _equal_population_edges(bins: int, a: Sample, b: Sample, key: str) -> np.ndarray:
