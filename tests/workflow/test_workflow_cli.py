@@ -210,3 +210,18 @@ def test_the_traceback_of_an_error_line_on_request(tmp_path, capsys, monkeypatch
     monkeypatch.setenv(TRACEBACK_VARIABLE, "1")
     with pytest.raises(OSError, match="run.yaml"):
         main(argv)
+
+
+def test_an_error_raised_by_an_interrupt_is_the_interrupt(capsys):
+    """A ValueError raised while Ctrl-C unwinds (a zip file closed half-written) ends as
+    the interrupt: exit 130 and the one ``interrupted`` line, not an error line."""
+    from symnplm.cli.errors import command
+
+    def run(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise ValueError("Can't close the ZIP file while there is an open writing handle")  # noqa: B904 (as zipfile does)
+
+    assert command("the same command resumes")(run)(argparse.Namespace()) == 130
+    assert capsys.readouterr().err.strip() == "interrupted: the same command resumes"

@@ -61,6 +61,18 @@ def _stderr_console() -> Any:
     return Console(stderr=True, soft_wrap=True)
 
 
+def _raised_by_an_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while a KeyboardInterrupt unwound (its context chain)."""
+    seen: set[int] = set()
+    ctx: BaseException | None = exc
+    while ctx is not None and id(ctx) not in seen:
+        if isinstance(ctx, KeyboardInterrupt):
+            return True
+        seen.add(id(ctx))
+        ctx = ctx.__cause__ or ctx.__context__
+    return False
+
+
 def error_line(console: Any, exc: BaseException) -> int:
     """Print ``error: <message>`` on ``console`` (a rich Console; ``None``: plain stderr).
 
@@ -158,7 +170,11 @@ def command(
             except USER_ERRORS as exc:  # OSError: files, and a --scheduler that does not answer
                 if os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0"):
                     raise
-                return error_line(_stderr_console(), exc)
+                if not _raised_by_an_interrupt(exc):
+                    return error_line(_stderr_console(), exc)
+                quiet_distributed()  # e.g. a file closed half-written by the Ctrl-C
+                text = resumes(args) if callable(resumes) else resumes
+                return interrupted(_stderr_console(), text)
             except KeyboardInterrupt:
                 quiet_distributed()  # an interrupt raised without the signal handler
                 text = resumes(args) if callable(resumes) else resumes

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ __all__ = [
     "check_writable_directory",
     "check_writable_file",
     "directory_lock",
+    "interrupts_deferred",
     "read_json",
     "write_json",
     "write_npz",
@@ -139,10 +142,32 @@ def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"{path}: not valid JSON ({err})") from None
 
 
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C until the block has finished (main thread only), then raise it.
+
+    An interrupt inside ``zipfile`` leaves a half-closed archive whose closing raises
+    ``ValueError`` in place of the ``KeyboardInterrupt`` (and again at garbage
+    collection): a short write is let finish, then the interrupt goes on as usual.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        handler = previous if callable(previous) else signal.default_int_handler
+        handler(signal.SIGINT, None)
+
+
 def write_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> Path:
-    """Write arrays to a compressed ``.npz``, atomically."""
+    """Write arrays to a compressed ``.npz``, atomically (Ctrl-C waits for the write)."""
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with interrupts_deferred(), atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             # numpy's stubs read ** of a dict[str, ndarray] as its allow_pickle keyword
             np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
