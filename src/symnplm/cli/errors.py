@@ -164,21 +164,22 @@ def command(
     def decorate(func: Command) -> Command:
         @functools.wraps(func)
         def run(args: argparse.Namespace) -> int:
+            def stopped() -> int:
+                quiet_distributed()  # an interrupt raised without the signal handler
+                text = resumes(args) if callable(resumes) else resumes
+                return interrupted(_stderr_console(), text)
+
             try:
                 with _interrupt_quietly():
                     return func(args)
             except USER_ERRORS as exc:  # OSError: files, and a --scheduler that does not answer
                 if os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0"):
                     raise
-                if not _raised_by_an_interrupt(exc):
-                    return error_line(_stderr_console(), exc)
-                quiet_distributed()  # e.g. a file closed half-written by the Ctrl-C
-                text = resumes(args) if callable(resumes) else resumes
-                return interrupted(_stderr_console(), text)
+                if _raised_by_an_interrupt(exc):  # e.g. a file closed half-written by Ctrl-C
+                    return stopped()
+                return error_line(_stderr_console(), exc)
             except KeyboardInterrupt:
-                quiet_distributed()  # an interrupt raised without the signal handler
-                text = resumes(args) if callable(resumes) else resumes
-                return interrupted(_stderr_console(), text)
+                return stopped()
 
         return run
 

@@ -157,6 +157,8 @@ def summary_rows(outdir: Path) -> list[dict[str, Any]]:
     rows = []
     for run_json in sorted(outdir.glob("**/run.json")):
         meta = read_json(run_json)
+        # write_json stores ±inf and nan as strings ("-inf": p = 1): float() reads them
+        t = float(meta["t"])
         inject = meta["config"].get("inject") or {}
         diagnostics = meta.get("diagnostics") or []
         worst = min(diagnostics, key=lambda d: d["p_value"], default=None)
@@ -166,8 +168,7 @@ def summary_rows(outdir: Path) -> list[dict[str, Any]]:
                 "observable": run_json.parent.name,
                 "efficiency_corrected": Path(meta["config"]["input"] or "").name == "processed",
                 "injected_br": inject.get("branching_ratio", 0.0),
-                # write_json stores ±inf and nan as strings ("-inf": p = 1): float() reads them
-                "t": float(meta["t"]),
+                "t": t,
                 "dof": meta["dof"],
                 "p": float(meta["p_value"]),
                 "Z": float(meta["z"]),
@@ -183,7 +184,7 @@ def summary_rows(outdir: Path) -> list[dict[str, Any]]:
                 "Z_asymptotic": float(meta["z_asymptotic"]),
                 # beyond the reach of n permutations (p = 1/(n+1)): χ² with the null's fitted dof
                 "Z_chi2_fit": (
-                    float(asymptotic_z(meta["t"], meta["chi2_fit"]["dof"]))
+                    float(asymptotic_z(t, meta["chi2_fit"]["dof"]))
                     if meta.get("chi2_fit")
                     else None
                 ),
