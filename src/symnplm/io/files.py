@@ -150,7 +150,10 @@ def interrupts_deferred() -> Iterator[None]:
     ``ValueError`` in place of the ``KeyboardInterrupt`` (and again at garbage
     collection): a short write is let finish, then the interrupt goes on as usual.
     """
-    if threading.current_thread() is not threading.main_thread():
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # e.g. a local dask worker
+    ):
         yield
         return
     caught: list[int] = []
